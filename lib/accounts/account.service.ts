@@ -1,0 +1,117 @@
+import { BadRequestException, ConflictException, Injectable, NotFoundException } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { randomUUID } from 'node:crypto';
+import { DataSource, type Repository } from 'typeorm';
+import { InjectTwoFactorOptions } from '../common/inject.decorators.js';
+import { isUniqueViolation } from '../database/dialect.js';
+import { SecretKeyService } from '../secret-keys/secret-key.service.js';
+import { TokenService } from '../tokens/token.service.js';
+import type { ResolvedTwoFactorAuthOptions } from '../two-factor-auth.options.js';
+import { Account } from './account.entity.js';
+import { PasswordHasher } from './password-hasher.service.js';
+import { normaliseUsername, usernameProblem } from './username.util.js';
+
+/** A new account and its secret key, in plain text: shown to its owner once, never stored. */
+export interface CreatedAccount {
+  account: Account;
+  secretKey: string;
+}
+
+/** Creates accounts and changes their credentials. */
+@Injectable()
+export class AccountService {
+  private readonly accounts: Repository<Account>;
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @InjectTwoFactorOptions() private readonly options: ResolvedTwoFactorAuthOptions,
+    private readonly hasher: PasswordHasher,
+    private readonly secretKeys: SecretKeyService,
+    private readonly tokens: TokenService,
+  ) {
+    this.accounts = dataSource.getRepository(Account);
+  }
+
+  /**
+   * Creates an account and its secret key.
+   * @throws BadRequestException for a username or password that breaks the rules.
+   * @throws ConflictException when the (normalised) username is taken.
+   */
+  async create(username: string, password: string): Promise<CreatedAccount> {
+    const { display, key } = normaliseUsername(username);
+    const problem = usernameProblem(display) ?? this.passwordProblem(password);
+    if (problem) throw new BadRequestException(problem);
+    if (await this.accounts.exists({ where: { usernameKey: key } })) throw taken();
+    const now = Date.now();
+    const account = this.accounts.create({
+      id: randomUUID(),
+      username: display,
+      usernameKey: key,
+      passwordHash: await this.hasher.hash(password),
+      disabled: false,
+      secondFactor: 'secret-key',
+      tokensValidAfter: 0,
+      createdAt: now,
+      updatedAt: now,
+    });
+    try {
+      await this.accounts.insert(account);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw taken();
+      throw error;
+    }
+    try {
+      return { account, secretKey: await this.secretKeys.create(account.id) };
+    } catch (error) {
+      // No transaction (SQLite runs one connection, shared by concurrent requests): undo by hand.
+      await this.accounts.delete({ id: account.id }).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  findById(id: string): Promise<Account | null> {
+    return this.accounts.findOne({ where: { id } });
+  }
+
+  findByUsername(username: string): Promise<Account | null> {
+    return this.accounts.findOne({ where: { usernameKey: normaliseUsername(username).key } });
+  }
+
+  /** Sets a new password and revokes every token of the account. */
+  async changePassword(id: string, newPassword: string): Promise<void> {
+    const problem = this.passwordProblem(newPassword);
+    if (problem) throw new BadRequestException(problem);
+    const passwordHash = await this.hasher.hash(newPassword);
+    const result = await this.accounts.update({ id }, { passwordHash, updatedAt: Date.now() });
+    if (result.affected !== 1) throw new NotFoundException('No such account');
+    await this.tokens.revokeAllForAccount(id, 'password-changed');
+  }
+
+  /** Disables the account (no more logins) and revokes every token of it. */
+  async disable(id: string): Promise<void> {
+    const result = await this.accounts.update({ id }, { disabled: true, updatedAt: Date.now() });
+    if (result.affected !== 1) throw new NotFoundException('No such account');
+    await this.tokens.revokeAllForAccount(id, 'account-disabled');
+  }
+
+  /** Lets a disabled account log in again (its old tokens stay revoked). */
+  async enable(id: string): Promise<void> {
+    const result = await this.accounts.update({ id }, { disabled: false, updatedAt: Date.now() });
+    if (result.affected !== 1) throw new NotFoundException('No such account');
+  }
+
+  /** Why a password cannot be set, or `null`. Lengths count characters; nothing is truncated. */
+  passwordProblem(password: unknown): string | null {
+    const { minLength, maxLength } = this.options.password;
+    if (typeof password !== 'string') return 'password must be a string';
+    const length = [...password].length;
+    if (length < minLength) return `password must be at least ${minLength} characters long`;
+    if (length > maxLength) return `password must be at most ${maxLength} characters long`;
+    if (password.includes('\0')) return 'password must not contain NUL characters';
+    return null;
+  }
+}
+
+function taken(): ConflictException {
+  return new ConflictException('That username is taken');
+}

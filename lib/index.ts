@@ -1,0 +1,44 @@
+export { TwoFactorAuthModule } from './two-factor-auth.module.js';
+export {
+  TWO_FACTOR_AUTH_MODULE_OPTIONS,
+  type TwoFactorAuthForRootOptions,
+  type TwoFactorAuthForRootAsyncOptions,
+} from './two-factor-auth.module-definition.js';
+export {
+  TWO_FACTOR_AUTH_DEFAULTS,
+  type TwoFactorAuthModuleOptions,
+  type TwoFactorAuthModuleExtras,
+  type TwoFactorAuthOptionsFactory,
+  type TwoFactorJwk,
+  type TwoFactorJwsAlgorithm,
+  type TwoFactorLockoutOptions,
+  type TwoFactorThrottleOptions,
+  type TwoFactorRoutesOptions,
+  type TwoFactorRevocationOptions,
+  type TwoFactorPruneOptions,
+  type TwoFactorPasswordOptions,
+} from './two-factor-auth.options.js';
+export { TwoFactorAuthConfigError } from './two-factor-auth.options-validation.js';
+export {
+  TWO_FACTOR_AUTH_ENTITIES,
+  TWO_FACTOR_AUTH_MIGRATIONS,
+  TWO_FACTOR_STRATEGY,
+  JWT_TWO_FACTOR_STRATEGY,
+  ACCESS_TOKEN_TYP,
+  REFRESH_TOKEN_TYP,
+} from './two-factor-auth.constants.js';
+export { Account, type SecondFactorKind } from './accounts/account.entity.js';
+export { SecretKey } from './secret-keys/secret-key.entity.js';
+export { IssuedToken, type IssuedTokenType } from './tokens/issued-token.entity.js';
+export { LoginAttempt } from './lockout/login-attempt.entity.js';
+export { AccountService, type CreatedAccount } from './accounts/account.service.js';
+export { SecretKeyService } from './secret-keys/secret-key.service.js';
+export { TokenService } from './tokens/token.service.js';
+export type { TokenPair, AuthenticatedAccount, RevocationReason } from './tokens/token.types.js';
+export { TwoFactorStrategy } from './strategies/two-factor.strategy.js';
+export { JwtTwoFactorStrategy } from './strategies/jwt-two-factor.strategy.js';
+export { JwtTwoFactorGuard } from './guards/jwt-two-factor.guard.js';
+export { TwoFactorCredentialsGuard } from './guards/two-factor-credentials.guard.js';
+export { CurrentAccount } from './decorators/current-account.decorator.js';
+export { Public, IS_PUBLIC_KEY } from './decorators/public.decorator.js';
+export { ErrorResponseDto, TokenPairDto } from './tokens/dto/token-request.dto.js';

@@ -1,0 +1,62 @@
+import { Injectable } from '@nestjs/common';
+import { PassportStrategy } from '@nestjs/passport';
+import { Strategy } from 'passport-jwt';
+import { AccessTokenVerifier } from '../tokens/access-token.verifier.js';
+import type { AuthenticatedAccount } from '../tokens/token.types.js';
+import { JWT_TWO_FACTOR_STRATEGY } from '../two-factor-auth.constants.js';
+import { bearerFromAuthorizationHeader } from './bearer.extractor.js';
+
+type StrategyRequest = Parameters<typeof bearerFromAuthorizationHeader>[0];
+
+/** What passport gives a strategy instance while it handles one request. */
+interface PassportActions {
+  success(user: AuthenticatedAccount): void;
+  fail(challenge?: unknown, status?: number): void;
+  error(err: unknown): void;
+}
+
+/**
+ * Passport strategy for access tokens, built on `passport-jwt`'s `Strategy` (its options and
+ * the Bearer extraction contract), with verification done by the module's key ring instead
+ * of `jsonwebtoken`: `jsonwebtoken` has no EdDSA, cannot bind one algorithm to each `kid`, and
+ * re-verifies every request. Here a token is checked in full (signature with the algorithm of
+ * the key its `kid` names, claims, its record) the first time it is seen; afterwards, on every
+ * request, only its expiry and the in-memory revocation view, without I/O.
+ */
+@Injectable()
+export class JwtTwoFactorStrategy extends PassportStrategy(Strategy, JWT_TWO_FACTOR_STRATEGY) {
+  constructor(private readonly verifier: AccessTokenVerifier) {
+    super({
+      jwtFromRequest: bearerFromAuthorizationHeader,
+      // Never consulted: authenticate() below verifies with the key ring.
+      secretOrKeyProvider: (_req: unknown, _token: unknown, done: (err: Error) => void) =>
+        done(new Error('verified by AccessTokenVerifier')),
+    });
+  }
+
+  override authenticate(this: JwtTwoFactorStrategy & PassportActions, req: StrategyRequest): void {
+    const token = bearerFromAuthorizationHeader(req);
+    if (token === null) return this.fail(undefined, 401);
+    try {
+      const known = this.verifier.verifyKnown(token);
+      if (known !== undefined) return this.settle(known);
+    } catch (error) {
+      return this.error(error);
+    }
+    this.verifier.verify(token).then(
+      (principal) => this.settle(principal),
+      (error: unknown) => this.error(error),
+    );
+  }
+
+  private settle(this: JwtTwoFactorStrategy & PassportActions, principal: AuthenticatedAccount | null): void {
+    const user = principal && this.validate(principal);
+    if (user) this.success(user);
+    else this.fail(undefined, 401);
+  }
+
+  /** The principal is already complete; a subclass may enrich it, or refuse it with `null`. */
+  validate(principal: AuthenticatedAccount): AuthenticatedAccount | null {
+    return principal;
+  }
+}

@@ -1,0 +1,89 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsNotEmpty, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+
+/** No NUL or other C0 control characters. */
+const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/;
+const NO_NUL = /^[^\u0000]*$/;
+
+/** Body of `POST /auth/token`. */
+export class TokenRequestDto {
+  @ApiProperty({ example: 'alice', maxLength: 256 })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(256)
+  @Matches(NO_CONTROL, { message: 'username must not contain control characters' })
+  username!: string;
+
+  @ApiProperty({ example: 'correct horse battery staple', maxLength: 1024 })
+  @IsOptional()
+  @IsString()
+  @MaxLength(1024)
+  @Matches(NO_NUL, { message: 'password must not contain NUL characters' })
+  password?: string;
+
+  @ApiPropertyOptional({
+    description: 'The secret key shown when the account was created',
+    example: 'q3J8xXoVbQ9w2m1ZrT5yKc7uNf0dHgLs4aPeWiBjY6E',
+    maxLength: 256,
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(256)
+  @Matches(NO_CONTROL, { message: 'secretKey must not contain control characters' })
+  secretKey?: string;
+}
+
+/** Body of `POST /auth/refresh`. */
+export class RefreshRequestDto {
+  @ApiProperty({ description: 'A refresh token from /auth/token or /auth/refresh' })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(8192)
+  refresh_token!: string;
+}
+
+/** Optional body of `POST /auth/revoke` (RFC 7009). */
+export class RevokeRequestDto {
+  @ApiPropertyOptional({ description: 'The token to revoke (access or refresh); default: the Bearer token' })
+  @IsOptional()
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(8192)
+  token?: string;
+
+  @ApiPropertyOptional({ enum: ['access_token', 'refresh_token'] })
+  @IsOptional()
+  @IsString()
+  @MaxLength(32)
+  token_type_hint?: string;
+}
+
+/** Response of `POST /auth/token` and `POST /auth/refresh`. */
+export class TokenPairDto {
+  @ApiProperty({ example: 'eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6Ii4uLiJ9…' })
+  access_token!: string;
+
+  @ApiProperty({ example: 'Bearer', enum: ['Bearer'] })
+  token_type!: 'Bearer';
+
+  @ApiProperty({ example: 900, description: 'Seconds until the access token expires' })
+  expires_in!: number;
+
+  @ApiProperty({ example: 'eyJhbGciOiJFUzI1NiIsInR5cCI6InJ0K2p3dCIsImtpZCI6Ii4uLiJ9…' })
+  refresh_token!: string;
+
+  @ApiProperty({ example: 604800, description: 'Seconds until the refresh token expires' })
+  refresh_expires_in!: number;
+}
+
+/** The JSON error shape of every failure (Nest's). */
+export class ErrorResponseDto {
+  @ApiProperty({ example: 401 })
+  statusCode!: number;
+
+  @ApiProperty({ example: 'Invalid credentials', oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] })
+  message!: string | string[];
+
+  @ApiProperty({ example: 'Unauthorized' })
+  error!: string;
+}

@@ -1,0 +1,132 @@
+import { Module, type DynamicModule, type Provider, type Type } from '@nestjs/common';
+import { getOptionsToken, getStorageToken, ThrottlerStorageService } from '@nestjs/throttler';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { Redis } from 'ioredis';
+import { AccountService } from './accounts/account.service.js';
+import { LoginService } from './accounts/login.service.js';
+import { PasswordHasher } from './accounts/password-hasher.service.js';
+import { TwoFactorExceptionFilter } from './common/two-factor-exception.filter.js';
+import { JwtTwoFactorGuard } from './guards/jwt-two-factor.guard.js';
+import { TokenThrottlerGuard } from './guards/token-throttler.guard.js';
+import { TwoFactorCredentialsGuard } from './guards/two-factor-credentials.guard.js';
+import { JwksController } from './keys/jwks.controller.js';
+import { KeyRing } from './keys/key-ring.js';
+import { LockoutService } from './lockout/lockout.service.js';
+import { SecretKeyService } from './secret-keys/secret-key.service.js';
+import { JwtTwoFactorStrategy } from './strategies/jwt-two-factor.strategy.js';
+import { TwoFactorStrategy } from './strategies/two-factor.strategy.js';
+import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
+import { AccessTokenVerifier } from './tokens/access-token.verifier.js';
+import { RevocationView } from './tokens/revocation-view.service.js';
+import { createTokenController } from './tokens/token.controller.js';
+import { TokenService } from './tokens/token.service.js';
+import { TWO_FACTOR_AUTH_ENTITIES } from './two-factor-auth.constants.js';
+import { REDIS_CLIENT, RESOLVED_OPTIONS } from './two-factor-auth.internal-constants.js';
+import {
+  ConfigurableModuleClass,
+  TWO_FACTOR_AUTH_MODULE_OPTIONS,
+  type TwoFactorAuthForRootAsyncOptions,
+  type TwoFactorAuthForRootOptions,
+} from './two-factor-auth.module-definition.js';
+import { resolveTwoFactorAuthOptions } from './two-factor-auth.options-validation.js';
+import { TWO_FACTOR_AUTH_DEFAULTS, type ResolvedTwoFactorAuthOptions, type TwoFactorAuthModuleExtras } from './two-factor-auth.options.js';
+
+/** Closes a Redis connection the module opened itself (never one the application passed in). */
+class OwnedRedis {
+  constructor(readonly client: Redis | null) {}
+  onApplicationShutdown(): void {
+    this.client?.disconnect();
+  }
+}
+
+const INTERNAL: Provider[] = [
+  {
+    provide: RESOLVED_OPTIONS,
+    useFactory: (raw: unknown) => resolveTwoFactorAuthOptions(raw),
+    inject: [TWO_FACTOR_AUTH_MODULE_OPTIONS],
+  },
+  {
+    provide: KeyRing,
+    useFactory: (options: ResolvedTwoFactorAuthOptions) => KeyRing.fromJwks(options.keys),
+    inject: [RESOLVED_OPTIONS],
+  },
+  {
+    provide: OwnedRedis,
+    useFactory: (options: ResolvedTwoFactorAuthOptions) =>
+      new OwnedRedis(
+        typeof options.redis === 'string'
+          ? new Redis(options.redis, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false })
+              .on('error', () => undefined)
+          : null,
+      ),
+    inject: [RESOLVED_OPTIONS],
+  },
+  {
+    provide: REDIS_CLIENT,
+    useFactory: (options: ResolvedTwoFactorAuthOptions, owned: OwnedRedis) =>
+      typeof options.redis === 'object' ? options.redis : owned.client,
+    inject: [RESOLVED_OPTIONS, OwnedRedis],
+  },
+  {
+    provide: getOptionsToken(),
+    useFactory: ({ throttle }: ResolvedTwoFactorAuthOptions) => ({
+      throttlers: throttle ? [{ name: 'default', limit: throttle.limit, ttl: throttle.ttl * 1000 }] : [],
+      errorMessage: 'Too many requests; try again later',
+    }),
+    inject: [RESOLVED_OPTIONS],
+  },
+  {
+    provide: getStorageToken(),
+    useFactory: (redis: Redis | null) => (redis ? new RedisThrottlerStorage(redis) : new ThrottlerStorageService()),
+    inject: [REDIS_CLIENT],
+  },
+  TwoFactorExceptionFilter,
+  TokenThrottlerGuard,
+  PasswordHasher,
+  LoginService,
+  LockoutService,
+  RevocationView,
+  AccessTokenVerifier,
+];
+
+const PUBLIC: Provider[] = [
+  AccountService,
+  SecretKeyService,
+  TokenService,
+  TwoFactorStrategy,
+  JwtTwoFactorStrategy,
+  JwtTwoFactorGuard,
+  TwoFactorCredentialsGuard,
+];
+
+/**
+ * Two-factor JWT authentication: `TwoFactorAuthModule.forRoot({...})` or
+ * `TwoFactorAuthModule.forRootAsync({ imports, inject, useFactory | useClass | useExisting })`.
+ * The application's TypeORM DataSource must include `TWO_FACTOR_AUTH_ENTITIES` (or use
+ * `autoLoadEntities`) and run `TWO_FACTOR_AUTH_MIGRATIONS`.
+ */
+@Module({
+  imports: [TypeOrmModule.forFeature([...TWO_FACTOR_AUTH_ENTITIES])],
+  providers: [...INTERNAL, ...PUBLIC],
+  exports: [...PUBLIC, TWO_FACTOR_AUTH_MODULE_OPTIONS, RESOLVED_OPTIONS, AccessTokenVerifier, RevocationView, KeyRing],
+})
+export class TwoFactorAuthModule extends ConfigurableModuleClass {
+  static override forRoot(options: TwoFactorAuthForRootOptions): DynamicModule {
+    return withRoutes(super.forRoot(options), options);
+  }
+
+  static override forRootAsync(options: TwoFactorAuthForRootAsyncOptions): DynamicModule {
+    return withRoutes(super.forRootAsync(options), options);
+  }
+}
+
+function withRoutes(module: DynamicModule, extras: TwoFactorAuthModuleExtras): DynamicModule {
+  const routes = extras.routes === undefined ? TWO_FACTOR_AUTH_DEFAULTS.routes : extras.routes;
+  const controllers: Type[] = [];
+  if (routes !== false) {
+    const prefix = routes.prefix ?? TWO_FACTOR_AUTH_DEFAULTS.routes.prefix;
+    controllers.push(createTokenController(prefix));
+    if (routes.jwks ?? TWO_FACTOR_AUTH_DEFAULTS.routes.jwks) controllers.push(JwksController);
+  }
+  return { ...module, controllers: [...(module.controllers ?? []), ...controllers] };
+}

@@ -1,0 +1,279 @@
+import type { Redis } from 'ioredis';
+
+/**
+ * A JSON Web Key (RFC 7517) as the key ring accepts it: a private key (RSA, EC, OKP)
+ * or a secret (`oct`), always with `kid` and `alg`. Public-only keys are accepted too:
+ * they verify tokens but cannot sign, which suits a retired signing key.
+ */
+export interface TwoFactorJwk {
+  /** Key id, written to the `kid` header of every token the key signs. Unique in the ring. */
+  kid: string;
+  /** The one algorithm this key is used with. The token's own `alg` must match it. */
+  alg: TwoFactorJwsAlgorithm;
+  /** Key type: `oct` (HMAC), `RSA`, `EC` or `OKP` (Ed25519/Ed448). */
+  kty: string;
+  /** Other JWK members (`k`, `n`, `e`, `d`, `crv`, `x`, `y`, …). */
+  [member: string]: unknown;
+}
+
+/** Signature algorithms the key ring supports. `none` is never accepted. */
+export type TwoFactorJwsAlgorithm =
+  | 'HS256'
+  | 'HS384'
+  | 'HS512'
+  | 'RS256'
+  | 'RS384'
+  | 'RS512'
+  | 'PS256'
+  | 'PS384'
+  | 'PS512'
+  | 'ES256'
+  | 'ES384'
+  | 'ES512'
+  | 'EdDSA';
+
+/** Per-account lockout after repeated failed logins. */
+export interface TwoFactorLockoutOptions {
+  /**
+   * Failed logins (any wrong or missing factor) before the username locks.
+   * @default 5
+   */
+  maxAttempts?: number;
+  /**
+   * How long a lock lasts, in seconds. A lock is never extended while it holds,
+   * so an attacker cannot keep a victim locked out for longer than this per burst.
+   * @default 900
+   */
+  seconds?: number;
+}
+
+/** Per-client throttling of the module's token routes (`/auth/token`, `/auth/refresh`, …). */
+export interface TwoFactorThrottleOptions {
+  /**
+   * Requests allowed per client per window.
+   * @default 20
+   */
+  limit?: number;
+  /**
+   * Window length in seconds.
+   * @default 60
+   */
+  ttl?: number;
+}
+
+/** Where the module mounts its HTTP routes. */
+export interface TwoFactorRoutesOptions {
+  /**
+   * Path prefix of the token routes (`<prefix>/token`, `<prefix>/refresh`, `<prefix>/revoke`).
+   * @default 'auth'
+   */
+  prefix?: string;
+  /**
+   * Serve the public JWK Set at `/.well-known/jwks.json`.
+   * @default true
+   */
+  jwks?: boolean;
+}
+
+/** The in-memory revocation view the guard consults instead of the database. */
+export interface TwoFactorRevocationOptions {
+  /**
+   * How often (ms) each instance pulls new revocations from the database. With Redis,
+   * revocations also arrive at once by pub/sub; this poll is the safety net.
+   * @default 500
+   */
+  syncInterval?: number;
+  /**
+   * The oldest (ms) the view may be before the guard refuses every token with `503`
+   * rather than accept one that might have been revoked (fail closed).
+   * @default 5000
+   */
+  maxStaleness?: number;
+  /**
+   * How many verified tokens are remembered so a repeated token is not re-verified.
+   * Revocation and expiry are still checked on every request.
+   * @default 10000
+   */
+  verifiedCacheSize?: number;
+}
+
+/** Housekeeping of `IssuedToken` rows. */
+export interface TwoFactorPruneOptions {
+  /**
+   * Rows whose token expired longer ago than this (seconds) are deleted by `pruneExpired()`.
+   * @default 86400
+   */
+  graceSeconds?: number;
+  /**
+   * Run `pruneExpired()` every this many seconds; `0` turns the timer off.
+   * @default 3600
+   */
+  intervalSeconds?: number;
+  /**
+   * Rows deleted per statement, so pruning never holds long locks.
+   * @default 1000
+   */
+  batchSize?: number;
+}
+
+/** argon2id cost parameters for password hashes (OWASP Password Storage Cheat Sheet). */
+export interface TwoFactorPasswordOptions {
+  /**
+   * Memory cost in KiB.
+   * @default 19456
+   */
+  memoryCost?: number;
+  /**
+   * Iterations.
+   * @default 2
+   */
+  timeCost?: number;
+  /**
+   * Parallelism.
+   * @default 1
+   */
+  parallelism?: number;
+  /**
+   * Shortest password accepted when an account is created or its password changed.
+   * @default 8
+   */
+  minLength?: number;
+  /**
+   * Longest password accepted (bytes of UTF-8 are not truncated: longer input is refused).
+   * @default 128
+   */
+  maxLength?: number;
+}
+
+/** Options of `TwoFactorAuthModule.forRoot()` and of the factory in `forRootAsync()`. */
+export interface TwoFactorAuthModuleOptions {
+  /**
+   * `iss` of every issued token, and the only issuer accepted. Required.
+   * @example 'https://api.example.com'
+   */
+  issuer: string;
+  /**
+   * `aud` of issued tokens; when set, tokens without this audience are refused.
+   * @default undefined (no audience claim)
+   */
+  audience?: string;
+  /**
+   * The key ring: JWKs with `kid` and `alg`. `keys[0]` signs new tokens; every key verifies.
+   * Required, at least one key.
+   * @example JSON.parse(fs.readFileSync('jwks.json', 'utf8')).keys
+   */
+  keys: TwoFactorJwk[];
+  /**
+   * Access token lifetime in seconds.
+   * @default 900
+   */
+  accessTokenTtl?: number;
+  /**
+   * Refresh token lifetime in seconds.
+   * @default 604800
+   */
+  refreshTokenTtl?: number;
+  /**
+   * Leeway in seconds for `exp`, `nbf` and `iat` (at most 60).
+   * @default 5
+   */
+  clockTolerance?: number;
+  /**
+   * Per-username lockout; `false` turns it off.
+   * @default { maxAttempts: 5, seconds: 900 }
+   */
+  lockout?: TwoFactorLockoutOptions | false;
+  /**
+   * Per-client throttling of the token routes; `false` turns it off.
+   * @default { limit: 20, ttl: 60 }
+   */
+  throttle?: TwoFactorThrottleOptions | false;
+  /**
+   * Revocation view tuning.
+   * @default { syncInterval: 500, maxStaleness: 5000, verifiedCacheSize: 10000 }
+   */
+  revocation?: TwoFactorRevocationOptions;
+  /**
+   * Expired token housekeeping.
+   * @default { graceSeconds: 86400, intervalSeconds: 3600, batchSize: 1000 }
+   */
+  prune?: TwoFactorPruneOptions;
+  /**
+   * Password hashing parameters and length limits.
+   * @default { memoryCost: 19456, timeCost: 2, parallelism: 1, minLength: 8, maxLength: 128 }
+   */
+  password?: TwoFactorPasswordOptions;
+  /**
+   * Key (at least 32 bytes) of the HMAC that secret keys are stored under. Without it the
+   * hash is still keyed, with a fixed key: 256-bit random secret keys cannot be guessed
+   * from their hash either way, but a pepper kept outside the database adds defence in depth.
+   * @default undefined
+   */
+  secretKeyPepper?: string | Buffer;
+  /**
+   * Redis shared by all instances (URL or an ioredis client): carries revocations at once
+   * and holds the throttling counters. Without it, one instance is fully correct and several
+   * instances are correct within `revocation.syncInterval`.
+   * @default undefined
+   */
+  redis?: string | Redis;
+}
+
+/** Options fixed when the module is imported (they decide which controllers exist). */
+export interface TwoFactorAuthModuleExtras {
+  /**
+   * Mount the module's routes, and where; `false` mounts none (write your own with `TokenService`).
+   * @default { prefix: 'auth', jwks: true }
+   */
+  routes?: TwoFactorRoutesOptions | false;
+  /**
+   * Register the module globally so its services and guards are injectable everywhere.
+   * @default false
+   */
+  isGlobal?: boolean;
+}
+
+/** Implemented by a class passed to `forRootAsync({ useClass })`. */
+export interface TwoFactorAuthOptionsFactory {
+  createTwoFactorAuthOptions(): TwoFactorAuthModuleOptions | Promise<TwoFactorAuthModuleOptions>;
+}
+
+/** Every optional option resolved to a value: what the module runs with. */
+export interface ResolvedTwoFactorAuthOptions {
+  issuer: string;
+  audience: string | undefined;
+  keys: TwoFactorJwk[];
+  accessTokenTtl: number;
+  refreshTokenTtl: number;
+  clockTolerance: number;
+  lockout: Required<TwoFactorLockoutOptions> | false;
+  throttle: Required<TwoFactorThrottleOptions> | false;
+  revocation: Required<TwoFactorRevocationOptions>;
+  prune: Required<TwoFactorPruneOptions>;
+  password: Required<TwoFactorPasswordOptions>;
+  secretKeyPepper: Buffer | undefined;
+  redis: string | Redis | undefined;
+}
+
+/**
+ * The defaults of every optional option, in one place. The README's options table is
+ * checked against this object by a test.
+ */
+export const TWO_FACTOR_AUTH_DEFAULTS = Object.freeze({
+  accessTokenTtl: 900,
+  refreshTokenTtl: 604800,
+  clockTolerance: 5,
+  lockout: Object.freeze({ maxAttempts: 5, seconds: 900 }),
+  throttle: Object.freeze({ limit: 20, ttl: 60 }),
+  revocation: Object.freeze({ syncInterval: 500, maxStaleness: 5000, verifiedCacheSize: 10000 }),
+  prune: Object.freeze({ graceSeconds: 86400, intervalSeconds: 3600, batchSize: 1000 }),
+  password: Object.freeze({
+    memoryCost: 19456,
+    timeCost: 2,
+    parallelism: 1,
+    minLength: 8,
+    maxLength: 128,
+  }),
+  routes: Object.freeze({ prefix: 'auth', jwks: true }),
+  isGlobal: false,
+});
