@@ -42,3 +42,4 @@ export { TwoFactorCredentialsGuard } from './guards/two-factor-credentials.guard
 export { CurrentAccount } from './decorators/current-account.decorator.js';
 export { Public, IS_PUBLIC_KEY } from './decorators/public.decorator.js';
 export { ErrorResponseDto, TokenPairDto } from './tokens/dto/token-request.dto.js';
+export { TwoFactorExceptionFilter } from './common/two-factor-exception.filter.js';

@@ -1,5 +1,9 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
-import { TWO_FACTOR_AUTH_DEFAULTS, type TwoFactorAuthModuleExtras, type TwoFactorAuthModuleOptions } from './two-factor-auth.options.js';
+import {
+  TWO_FACTOR_AUTH_DEFAULTS,
+  type TwoFactorAuthModuleExtras,
+  type TwoFactorAuthModuleOptions,
+} from './two-factor-auth.options.js';
 
 export const {
   ConfigurableModuleClass,

@@ -29,7 +29,11 @@ import {
   type TwoFactorAuthForRootOptions,
 } from './two-factor-auth.module-definition.js';
 import { resolveTwoFactorAuthOptions } from './two-factor-auth.options-validation.js';
-import { TWO_FACTOR_AUTH_DEFAULTS, type ResolvedTwoFactorAuthOptions, type TwoFactorAuthModuleExtras } from './two-factor-auth.options.js';
+import {
+  TWO_FACTOR_AUTH_DEFAULTS,
+  type ResolvedTwoFactorAuthOptions,
+  type TwoFactorAuthModuleExtras,
+} from './two-factor-auth.options.js';
 
 /** Closes a Redis connection the module opened itself (never one the application passed in). */
 class OwnedRedis {
@@ -55,8 +59,11 @@ const INTERNAL: Provider[] = [
     useFactory: (options: ResolvedTwoFactorAuthOptions) =>
       new OwnedRedis(
         typeof options.redis === 'string'
-          ? new Redis(options.redis, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false })
-              .on('error', () => undefined)
+          ? new Redis(options.redis, {
+              maxRetriesPerRequest: 1,
+              enableOfflineQueue: false,
+              lazyConnect: false,
+            }).on('error', () => undefined)
           : null,
       ),
     inject: [RESOLVED_OPTIONS],
@@ -70,14 +77,17 @@ const INTERNAL: Provider[] = [
   {
     provide: getOptionsToken(),
     useFactory: ({ throttle }: ResolvedTwoFactorAuthOptions) => ({
-      throttlers: throttle ? [{ name: 'default', limit: throttle.limit, ttl: throttle.ttl * 1000 }] : [],
+      throttlers: throttle
+        ? [{ name: 'default', limit: throttle.limit, ttl: throttle.ttl * 1000 }]
+        : [],
       errorMessage: 'Too many requests; try again later',
     }),
     inject: [RESOLVED_OPTIONS],
   },
   {
     provide: getStorageToken(),
-    useFactory: (redis: Redis | null) => (redis ? new RedisThrottlerStorage(redis) : new ThrottlerStorageService()),
+    useFactory: (redis: Redis | null) =>
+      redis ? new RedisThrottlerStorage(redis) : new ThrottlerStorageService(),
     inject: [REDIS_CLIENT],
   },
   TwoFactorExceptionFilter,
@@ -108,7 +118,14 @@ const PUBLIC: Provider[] = [
 @Module({
   imports: [TypeOrmModule.forFeature([...TWO_FACTOR_AUTH_ENTITIES])],
   providers: [...INTERNAL, ...PUBLIC],
-  exports: [...PUBLIC, TWO_FACTOR_AUTH_MODULE_OPTIONS, RESOLVED_OPTIONS, AccessTokenVerifier, RevocationView, KeyRing],
+  exports: [
+    ...PUBLIC,
+    TWO_FACTOR_AUTH_MODULE_OPTIONS,
+    RESOLVED_OPTIONS,
+    AccessTokenVerifier,
+    RevocationView,
+    KeyRing,
+  ],
 })
 export class TwoFactorAuthModule extends ConfigurableModuleClass {
   static override forRoot(options: TwoFactorAuthForRootOptions): DynamicModule {

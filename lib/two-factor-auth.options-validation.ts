@@ -139,10 +139,15 @@ export function resolveTwoFactorAuthOptions(raw: unknown): ResolvedTwoFactorAuth
 
   const r = plainObject('revocation', opts.revocation ?? {});
   noUnknown('revocation', r, ['syncInterval', 'maxStaleness', 'verifiedCacheSize']);
-  const syncInterval = integer('revocation.syncInterval', r.syncInterval, d.revocation.syncInterval, {
-    min: 50,
-    max: 600_000,
-  });
+  const syncInterval = integer(
+    'revocation.syncInterval',
+    r.syncInterval,
+    d.revocation.syncInterval,
+    {
+      min: 50,
+      max: 600_000,
+    },
+  );
   const maxStaleness = integer(
     'revocation.maxStaleness',
     r.maxStaleness,
@@ -202,7 +207,10 @@ export function resolveTwoFactorAuthOptions(raw: unknown): ResolvedTwoFactorAuth
     }),
   };
   if (password.maxLength < password.minLength) {
-    throw new TwoFactorAuthConfigError('password.maxLength', 'must not be below password.minLength.');
+    throw new TwoFactorAuthConfigError(
+      'password.maxLength',
+      'must not be below password.minLength.',
+    );
   }
 
   let secretKeyPepper: Buffer | undefined;

@@ -44,9 +44,14 @@ export class LoginService {
       this.lockout.lockedFor(key),
       this.accounts.findOne({ where: { usernameKey: key } }),
     ]);
-    const keyRow = account ? await this.secretKeyRows.findOne({ where: { accountId: account.id } }) : null;
+    const keyRow = account
+      ? await this.secretKeyRows.findOne({ where: { accountId: account.id } })
+      : null;
 
-    const passwordOk = await this.hasher.verify(account?.passwordHash ?? null, credentials.password ?? '');
+    const passwordOk = await this.hasher.verify(
+      account?.passwordHash ?? null,
+      credentials.password ?? '',
+    );
     const keyOk = this.secretKeys.matches(keyRow?.keyHash ?? null, credentials.secretKey);
     const ok = passwordOk && keyOk && account !== null && !account.disabled;
 
@@ -65,7 +70,9 @@ export class LoginService {
     if (this.hasher.needsRehash(account.passwordHash)) {
       const passwordHash = await this.hasher.hash(credentials.password!);
       await this.accounts.update({ id: account.id }, { passwordHash });
-      this.logger.log(`Re-hashed the password of account ${account.id} with the current parameters`);
+      this.logger.log(
+        `Re-hashed the password of account ${account.id} with the current parameters`,
+      );
     }
     return account;
   }

@@ -26,6 +26,7 @@ export function usernameProblem(display: string): string | null {
     return `username must be 3 to ${USERNAME_MAX_LENGTH} characters long`;
   }
   if (CONTROL.test(display)) return 'username must not contain control characters';
-  if (display.includes(':')) return 'username must not contain ":" (it separates HTTP Basic credentials)';
+  if (display.includes(':'))
+    return 'username must not contain ":" (it separates HTTP Basic credentials)';
   return null;
 }

@@ -22,7 +22,8 @@ export class RetryAfterException extends HttpException {
       {
         statusCode: status,
         message,
-        error: status === HttpStatus.TOO_MANY_REQUESTS ? 'Too Many Requests' : 'Service Unavailable',
+        error:
+          status === HttpStatus.TOO_MANY_REQUESTS ? 'Too Many Requests' : 'Service Unavailable',
       },
       status,
     );
@@ -43,6 +44,14 @@ export function invalidCredentials(): HttpException {
 export function invalidToken(): HttpException {
   return new HttpException(
     { statusCode: 401, message: 'Invalid or missing access token', error: 'Unauthorized' },
+    HttpStatus.UNAUTHORIZED,
+  );
+}
+
+/** The one answer to every refused refresh token. */
+export function invalidRefreshToken(): HttpException {
+  return new HttpException(
+    { statusCode: 401, message: 'Invalid or expired refresh token', error: 'Unauthorized' },
     HttpStatus.UNAUTHORIZED,
   );
 }

@@ -9,9 +9,18 @@ import {
 import { HttpAdapterHost } from '@nestjs/core';
 import { RetryAfterException, setResponseHeader } from './http.util.js';
 
+/** Generic messages for client errors raised below Nest (body parser, adapter). */
+const CLIENT_ERRORS: Record<number, [string, string]> = {
+  400: ['Bad Request', 'Malformed request body'],
+  413: ['Payload Too Large', 'Request body too large'],
+  415: ['Unsupported Media Type', 'Unsupported content type'],
+};
+
 /**
- * On the module's routes: HTTP errors pass through as they are; anything else (a database
- * that is down, a driver error) becomes `503` with `Retry-After`, and never leaks its message.
+ * On the module's routes (and, if the application wants it, globally): HTTP errors pass
+ * through as they are; client errors raised by the body parser or the adapter keep their 4xx
+ * status with a generic message; anything else (a database that is down, a driver error)
+ * becomes `503` with `Retry-After`. No message of a library or a driver reaches the client.
  */
 @Catch()
 export class TwoFactorExceptionFilter implements ExceptionFilter {
@@ -22,6 +31,17 @@ export class TwoFactorExceptionFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const response = host.switchToHttp().getResponse<unknown>();
     const { httpAdapter } = this.adapterHost;
+    if (
+      exception instanceof HttpException &&
+      exception.cause !== undefined &&
+      exception.getStatus() < 500
+    ) {
+      // Raised by the adapter from a body-parser error: keep the status, drop the parser's text.
+      const status = exception.getStatus();
+      const [error, message] = CLIENT_ERRORS[status] ?? ['Bad Request', 'Bad request'];
+      httpAdapter.reply(response, { statusCode: status, message, error }, status);
+      return;
+    }
     if (exception instanceof HttpException) {
       if (exception instanceof RetryAfterException) {
         setResponseHeader(response, 'Retry-After', String(exception.retryAfterSeconds));
@@ -34,7 +54,15 @@ export class TwoFactorExceptionFilter implements ExceptionFilter {
       );
       return;
     }
-    this.logger.error(`Authentication route failed: ${(exception as Error)?.message ?? String(exception)}`);
+    const status =
+      (exception as { status?: unknown; statusCode?: unknown } | null)?.status ??
+      (exception as { statusCode?: unknown } | null)?.statusCode;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      const [error, message] = CLIENT_ERRORS[status] ?? ['Bad Request', 'Bad request'];
+      httpAdapter.reply(response, { statusCode: status, message, error }, status);
+      return;
+    }
+    this.logger.error(`Request failed: ${(exception as Error)?.message ?? String(exception)}`);
     setResponseHeader(response, 'Retry-After', '1');
     httpAdapter.reply(
       response,

@@ -6,7 +6,11 @@ import { validateSync } from 'class-validator';
  * pipes). Only own, declared keys are copied, so unknown fields and `__proto__` tricks are
  * refused rather than stripped or merged.
  */
-export function validateBody<T extends object>(dto: Type<T>, allowed: readonly string[], body: unknown): T {
+export function validateBody<T extends object>(
+  dto: Type<T>,
+  allowed: readonly string[],
+  body: unknown,
+): T {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new BadRequestException('The request body must be a JSON object');
   }
@@ -15,7 +19,11 @@ export function validateBody<T extends object>(dto: Type<T>, allowed: readonly s
     if (!allowed.includes(key)) throw new BadRequestException([`property ${key} should not exist`]);
     instance[key] = (body as Record<string, unknown>)[key];
   }
-  const errors = validateSync(instance, { forbidUnknownValues: true, whitelist: true, forbidNonWhitelisted: true });
+  const errors = validateSync(instance, {
+    forbidUnknownValues: true,
+    whitelist: true,
+    forbidNonWhitelisted: true,
+  });
   if (errors.length > 0) {
     throw new BadRequestException(errors.flatMap((e) => Object.values(e.constraints ?? {})));
   }

@@ -1,5 +1,18 @@
-import { Injectable, type ExecutionContext } from '@nestjs/common';
-import { ThrottlerGuard } from '@nestjs/throttler';
+import { HttpStatus, Inject, Injectable, type ExecutionContext } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import {
+  getOptionsToken,
+  getStorageToken,
+  ThrottlerGuard,
+  type ThrottlerModuleOptions,
+  type ThrottlerStorage,
+} from '@nestjs/throttler';
+import { RetryAfterException } from '../common/http.util.js';
+
+/** What `@nestjs/throttler` reports when a client is over its limit. */
+interface ThrottlerLimitDetail {
+  timeToBlockExpire: number;
+}
 
 /**
  * Per-client throttling of the token routes (`throttle.limit` per `throttle.ttl` seconds),
@@ -8,13 +21,37 @@ import { ThrottlerGuard } from '@nestjs/throttler';
  */
 @Injectable()
 export class TokenThrottlerGuard extends ThrottlerGuard {
+  constructor(
+    @Inject(getOptionsToken()) options: ThrottlerModuleOptions,
+    @Inject(getStorageToken()) storage: ThrottlerStorage,
+    reflector: Reflector,
+  ) {
+    super(options, storage, reflector);
+  }
+
   override async canActivate(context: ExecutionContext): Promise<boolean> {
     if (this.throttlers.length === 0) return true;
     return super.canActivate(context);
   }
 
   /** One budget per client across all token routes, not one per route. */
-  protected override generateKey(_context: ExecutionContext, tracker: string, name: string): string {
+  protected override generateKey(
+    _context: ExecutionContext,
+    tracker: string,
+    name: string,
+  ): string {
     return `token-routes:${name}:${tracker}`;
+  }
+
+  /** The module's error shape (and a Retry-After, which the base class also sets). */
+  protected override async throwThrottlingException(
+    _context: ExecutionContext,
+    detail: ThrottlerLimitDetail,
+  ): Promise<void> {
+    throw new RetryAfterException(
+      HttpStatus.TOO_MANY_REQUESTS,
+      'Too many requests; try again later',
+      Math.max(1, detail.timeToBlockExpire),
+    );
   }
 }

@@ -18,7 +18,11 @@ export class TwoFactorCredentialsGuard extends AuthGuard(TWO_FACTOR_STRATEGY) {
     context: ExecutionContext,
   ): TUser {
     if (err instanceof RetryAfterException) {
-      setResponseHeader(context.switchToHttp().getResponse(), 'Retry-After', String(err.retryAfterSeconds));
+      setResponseHeader(
+        context.switchToHttp().getResponse(),
+        'Retry-After',
+        String(err.retryAfterSeconds),
+      );
     }
     if (err instanceof HttpException) throw err;
     if (err) throw err;

@@ -18,7 +18,9 @@ export class JwksController {
     schema: {
       type: 'object',
       properties: { keys: { type: 'array', items: { type: 'object' } } },
-      example: { keys: [{ kty: 'EC', crv: 'P-256', x: '…', y: '…', kid: 'k1', alg: 'ES256', use: 'sig' }] },
+      example: {
+        keys: [{ kty: 'EC', crv: 'P-256', x: '…', y: '…', kid: 'k1', alg: 'ES256', use: 'sig' }],
+      },
     },
   })
   jwks(): { keys: Record<string, unknown>[] } {

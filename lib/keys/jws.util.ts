@@ -91,12 +91,7 @@ export function verifyInput(
         if (signature.length !== spec.signatureBytes || signature.every((b) => b === 0)) {
           return false;
         }
-        return verify(
-          spec.hash,
-          Buffer.from(input),
-          { key, dsaEncoding: 'ieee-p1363' },
-          signature,
-        );
+        return verify(spec.hash, Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }, signature);
       case 'EdDSA':
         return verify(null, Buffer.from(input), key, signature);
     }

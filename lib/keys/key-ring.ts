@@ -1,13 +1,7 @@
 import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { TwoFactorAuthConfigError } from '../two-factor-auth.options-validation.js';
 import type { TwoFactorJwk, TwoFactorJwsAlgorithm } from '../two-factor-auth.options.js';
-import {
-  ALGORITHMS,
-  decodeBase64url,
-  encodeJson,
-  signInput,
-  verifyInput,
-} from './jws.util.js';
+import { ALGORITHMS, decodeBase64url, encodeJson, signInput, verifyInput } from './jws.util.js';
 
 /** One imported key: the `KeyObject`s are built once, at start-up. */
 export interface RingKey {
@@ -52,7 +46,10 @@ function importKey(jwk: TwoFactorJwk, index: number): RingKey {
   const spec = ALGORITHMS[alg];
   const fits = (want: string) => {
     if (kty !== want) {
-      throw keyError(index, `(kid "${kid}") has kty "${String(kty)}", but ${alg} needs a ${want} key.`);
+      throw keyError(
+        index,
+        `(kid "${kid}") has kty "${String(kty)}", but ${alg} needs a ${want} key.`,
+      );
     }
   };
 
@@ -73,7 +70,10 @@ function importKey(jwk: TwoFactorJwk, index: number): RingKey {
   if (spec.family === 'ECDSA') {
     fits('EC');
     if (jwk.crv !== spec.crv) {
-      throw keyError(index, `(kid "${kid}") is on curve ${String(jwk.crv)}, but ${alg} needs ${spec.crv}.`);
+      throw keyError(
+        index,
+        `(kid "${kid}") is on curve ${String(jwk.crv)}, but ${alg} needs ${spec.crv}.`,
+      );
     }
   }
   if (spec.family === 'EdDSA') {
@@ -99,7 +99,10 @@ function importKey(jwk: TwoFactorJwk, index: number): RingKey {
   if (spec.family === 'RSA' || spec.family === 'RSA-PSS') {
     const bits = verifyingKey.asymmetricKeyDetails?.modulusLength ?? 0;
     if (bits < 2048) {
-      throw keyError(index, `(kid "${kid}") is a ${bits}-bit RSA key; at least 2048 bits are required.`);
+      throw keyError(
+        index,
+        `(kid "${kid}") is a ${bits}-bit RSA key; at least 2048 bits are required.`,
+      );
     }
   }
   const exported = verifyingKey.export({ format: 'jwk' }) as Record<string, unknown>;

@@ -68,7 +68,12 @@ export class SecretKeyService {
     const presented = this.digest(typeof secretKey === 'string' ? secretKey : '');
     const stored = storedHash ? Buffer.from(storedHash, 'hex') : this.dummyHash;
     const equal = stored.length === presented.length && timingSafeEqual(stored, presented);
-    return equal && storedHash !== null && typeof secretKey === 'string' && SECRET_KEY_PATTERN.test(secretKey);
+    return (
+      equal &&
+      storedHash !== null &&
+      typeof secretKey === 'string' &&
+      SECRET_KEY_PATTERN.test(secretKey)
+    );
   }
 
   /**

@@ -39,7 +39,9 @@ export function parseCredentials(req: CredentialsRequest): LoginCredentials {
     const colon = decoded.indexOf(':');
     if (!match || colon < 1) throw new BadRequestException('Malformed Basic credentials');
     if (!isEmptyBody(req.body)) {
-      throw new BadRequestException('Send credentials either in the body or as Basic credentials, not both');
+      throw new BadRequestException(
+        'Send credentials either in the body or as Basic credentials, not both',
+      );
     }
     const secretKey = header(req, 'x-secret-key');
     return validateBody(TokenRequestDto, TOKEN_FIELDS, {

@@ -49,7 +49,10 @@ export class JwtTwoFactorStrategy extends PassportStrategy(Strategy, JWT_TWO_FAC
     );
   }
 
-  private settle(this: JwtTwoFactorStrategy & PassportActions, principal: AuthenticatedAccount | null): void {
+  private settle(
+    this: JwtTwoFactorStrategy & PassportActions,
+    principal: AuthenticatedAccount | null,
+  ): void {
     const user = principal && this.validate(principal);
     if (user) this.success(user);
     else this.fail(undefined, 401);

@@ -36,9 +36,19 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     throttlerName: string,
   ): Promise<ThrottlerStorageRecord> {
     try {
-      const [hits, pttl] = (await this.redis.eval(INCREMENT, 1, this.prefix + key, String(ttl))) as [number, number];
+      const [hits, pttl] = (await this.redis.eval(
+        INCREMENT,
+        1,
+        this.prefix + key,
+        String(ttl),
+      )) as [number, number];
       const seconds = Math.max(1, Math.ceil(pttl / 1000));
-      return { totalHits: hits, timeToExpire: seconds, isBlocked: hits > limit, timeToBlockExpire: seconds };
+      return {
+        totalHits: hits,
+        timeToExpire: seconds,
+        isBlocked: hits > limit,
+        timeToBlockExpire: seconds,
+      };
     } catch {
       return this.fallback.increment(key, ttl, limit, blockDuration, throttlerName);
     }

@@ -51,7 +51,9 @@ export class AccessTokenVerifier {
       this.verified.delete(token);
       return null;
     }
-    return this.revocations.isRevoked(principal.jti, principal.id, principal.iat) ? null : principal;
+    return this.revocations.isRevoked(principal.jti, principal.id, principal.iat)
+      ? null
+      : principal;
   }
 
   /** Full check of a token; `null` when it must be refused. */
@@ -118,5 +120,7 @@ export class AccessTokenVerifier {
 }
 
 function unavailable(): ServiceUnavailableException {
-  return new ServiceUnavailableException('Authentication is temporarily unavailable; retry shortly');
+  return new ServiceUnavailableException(
+    'Authentication is temporarily unavailable; retry shortly',
+  );
 }

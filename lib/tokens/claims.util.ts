@@ -28,7 +28,8 @@ export function checkClaims(
 ): ClaimSet | null {
   const { iss, sub, jti, iat, nbf, exp, aud } = payload;
   if (iss !== options.issuer) return null;
-  if (typeof sub !== 'string' || !ID.test(sub) || typeof jti !== 'string' || !ID.test(jti)) return null;
+  if (typeof sub !== 'string' || !ID.test(sub) || typeof jti !== 'string' || !ID.test(jti))
+    return null;
   if (!numericDate(iat) || !numericDate(nbf) || !numericDate(exp)) return null;
   const tolerance = options.clockTolerance;
   if (exp + tolerance <= nowSeconds) return null;

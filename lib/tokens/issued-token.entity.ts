@@ -1,4 +1,12 @@
-import { Entity, PrimaryColumn, Column, Index, ManyToOne, JoinColumn, type Relation } from 'typeorm';
+import {
+  Entity,
+  PrimaryColumn,
+  Column,
+  Index,
+  ManyToOne,
+  JoinColumn,
+  type Relation,
+} from 'typeorm';
 import { Account } from '../accounts/account.entity.js';
 import { InstantColumn } from '../database/instant.column.js';
 

@@ -49,7 +49,10 @@ export class RevocationView implements OnModuleInit, OnApplicationShutdown {
   async onModuleInit(): Promise<void> {
     this.cursor = Date.now() - SYNC_OVERLAP_MS;
     await this.sync().catch(() => undefined);
-    this.timer = setInterval(() => void this.sync().catch(() => undefined), this.options.revocation.syncInterval);
+    this.timer = setInterval(
+      () => void this.sync().catch(() => undefined),
+      this.options.revocation.syncInterval,
+    );
     this.timer.unref();
     if (this.redis) await this.subscribe(this.redis);
   }
@@ -84,7 +87,9 @@ export class RevocationView implements OnModuleInit, OnApplicationShutdown {
       await this.redis.publish(CHANNEL, JSON.stringify({ from: this.instanceId, ...event }));
     } catch (error) {
       // The database poll still delivers it within revocation.syncInterval.
-      this.logger.warn(`Redis publish failed; other instances learn of the revocation by polling (${(error as Error).message})`);
+      this.logger.warn(
+        `Redis publish failed; other instances learn of the revocation by polling (${(error as Error).message})`,
+      );
     }
   }
 
@@ -146,7 +151,9 @@ export class RevocationView implements OnModuleInit, OnApplicationShutdown {
     try {
       await subscriber.subscribe(CHANNEL);
     } catch (error) {
-      this.logger.warn(`Redis subscribe failed; relying on the database poll (${(error as Error).message})`);
+      this.logger.warn(
+        `Redis subscribe failed; relying on the database poll (${(error as Error).message})`,
+      );
     }
   }
 }

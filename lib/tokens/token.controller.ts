@@ -43,8 +43,14 @@ import type { AuthenticatedAccount, TokenPair } from './token.types.js';
 
 const ERRORS = [
   ApiBadRequestResponse({ description: 'Malformed body', type: ErrorResponseDto }),
-  ApiTooManyRequestsResponse({ description: 'Throttled or locked out; see Retry-After', type: ErrorResponseDto }),
-  ApiServiceUnavailableResponse({ description: 'Database unavailable; see Retry-After', type: ErrorResponseDto }),
+  ApiTooManyRequestsResponse({
+    description: 'Throttled or locked out; see Retry-After',
+    type: ErrorResponseDto,
+  }),
+  ApiServiceUnavailableResponse({
+    description: 'Database unavailable; see Retry-After',
+    type: ErrorResponseDto,
+  }),
 ];
 
 function applyAll(...decorators: MethodDecorator[]): MethodDecorator {
@@ -73,9 +79,16 @@ export class TokenRoutes {
   })
   @ApiBody({ type: TokenRequestDto, required: false })
   @ApiBasicAuth()
-  @ApiHeader({ name: 'X-Secret-Key', required: false, description: 'The secret key, with Basic credentials' })
+  @ApiHeader({
+    name: 'X-Secret-Key',
+    required: false,
+    description: 'The secret key, with Basic credentials',
+  })
   @ApiOkResponse({ type: TokenPairDto, description: 'An access token and a refresh token' })
-  @ApiUnauthorizedResponse({ description: 'Any wrong or missing factor, unknown or disabled account', type: ErrorResponseDto })
+  @ApiUnauthorizedResponse({
+    description: 'Any wrong or missing factor, unknown or disabled account',
+    type: ErrorResponseDto,
+  })
   @applyAll(...ERRORS)
   token(@CurrentAccount() account: Account): Promise<TokenPair> {
     return this.tokens.issue(account);
@@ -88,7 +101,8 @@ export class TokenRoutes {
   @Header('Pragma', 'no-cache')
   @ApiOperation({
     summary: 'Exchange a refresh token for a new pair',
-    description: 'The refresh token is spent; presenting it again revokes every token of its login.',
+    description:
+      'The refresh token is spent; presenting it again revokes every token of its login.',
   })
   @ApiBody({ type: RefreshRequestDto })
   @ApiOkResponse({ type: TokenPairDto })
@@ -110,11 +124,19 @@ export class TokenRoutes {
       'Without a body: revokes the presented access token and every token of its login. With `{"token"}` (RFC 7009): revokes that token of yours instead.',
   })
   @ApiBody({ type: RevokeRequestDto, required: false })
-  @ApiNoContentResponse({ description: 'Revoked (also for a token that was already invalid, per RFC 7009)' })
+  @ApiNoContentResponse({
+    description: 'Revoked (also for a token that was already invalid, per RFC 7009)',
+  })
   @ApiUnauthorizedResponse({ description: 'No valid access token', type: ErrorResponseDto })
   @applyAll(...ERRORS)
-  async revoke(@CurrentAccount() account: AuthenticatedAccount, @Body() body: unknown): Promise<void> {
-    const isEmpty = body === undefined || body === null || (typeof body === 'object' && Object.keys(body).length === 0);
+  async revoke(
+    @CurrentAccount() account: AuthenticatedAccount,
+    @Body() body: unknown,
+  ): Promise<void> {
+    const isEmpty =
+      body === undefined ||
+      body === null ||
+      (typeof body === 'object' && Object.keys(body).length === 0);
     if (isEmpty) {
       await this.tokens.revokeFamily(account.familyId, 'logout');
       return;

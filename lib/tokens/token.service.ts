@@ -1,15 +1,10 @@
-import {
-  Injectable,
-  Logger,
-  UnauthorizedException,
-  type OnApplicationShutdown,
-  type OnModuleInit,
-} from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, In, IsNull, LessThan, type Repository } from 'typeorm';
 import { Account } from '../accounts/account.entity.js';
 import { InjectTwoFactorOptions } from '../common/inject.decorators.js';
+import { invalidRefreshToken } from '../common/http.util.js';
 import { KeyRing } from '../keys/key-ring.js';
 import { LoginAttempt } from '../lockout/login-attempt.entity.js';
 import { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP } from '../two-factor-auth.constants.js';
@@ -63,11 +58,11 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
    * Spends `refreshToken` and returns a new pair in the same family. A refresh token works
    * once: presenting a spent one again is taken as theft and revokes the whole family.
    * Of two requests racing with one token, at most one wins.
-   * @throws UnauthorizedException for any token that is not a live refresh token.
+   * @throws 401 for any token that is not a live refresh token.
    */
   async refresh(refreshToken: string): Promise<TokenPair> {
     const claims = this.verifyClaims(refreshToken, REFRESH_TOKEN_TYP);
-    if (!claims) throw new UnauthorizedException();
+    if (!claims) throw invalidRefreshToken();
     const newRefreshJti = randomUUID();
     const now = Date.now();
     const spent = await this.tokens.update(
@@ -80,11 +75,11 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
         this.logger.warn(`Refresh token re-used; revoking its family ${record.familyId}`);
         await this.revokeFamily(record.familyId, 'reuse-detected');
       }
-      throw new UnauthorizedException();
+      throw invalidRefreshToken();
     }
     const account = await this.accounts.findOne({ where: { id: record.accountId } });
     if (!account || account.disabled || claims.iat < Math.floor(account.tokensValidAfter / 1000)) {
-      throw new UnauthorizedException();
+      throw invalidRefreshToken();
     }
     return this.issuePair(account.id, record.familyId, record.jti, newRefreshJti);
   }
@@ -92,7 +87,10 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
   /** Revokes one token by `jti` (and nothing else). Returns false when there was none to revoke. */
   async revoke(jti: string, reason: RevocationReason = 'revoked'): Promise<boolean> {
     const now = Date.now();
-    const result = await this.tokens.update({ jti, revokedAt: IsNull() }, { revokedAt: now, revokedReason: reason });
+    const result = await this.tokens.update(
+      { jti, revokedAt: IsNull() },
+      { revokedAt: now, revokedReason: reason },
+    );
     const row = await this.tokens.findOne({ select: { jti: true, exp: true }, where: { jti } });
     if (row) await this.revocations.publish({ tokens: [[row.jti, row.exp]], accounts: [] });
     return result.affected === 1;
@@ -116,7 +114,10 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
   /** Revokes every token of the login (family) that `familyId` names. */
   async revokeFamily(familyId: string, reason: RevocationReason = 'revoked'): Promise<void> {
     const now = Date.now();
-    await this.tokens.update({ familyId, revokedAt: IsNull() }, { revokedAt: now, revokedReason: reason });
+    await this.tokens.update(
+      { familyId, revokedAt: IsNull() },
+      { revokedAt: now, revokedReason: reason },
+    );
     const rows = await this.tokens.find({ select: { jti: true, exp: true }, where: { familyId } });
     await this.revocations.publish({ tokens: rows.map((r) => [r.jti, r.exp]), accounts: [] });
   }
@@ -125,18 +126,27 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
    * Revokes every token of an account, issued so far: after a password change, a secret-key
    * rotation, a disable, or on demand.
    */
-  async revokeAllForAccount(accountId: string, reason: RevocationReason = 'revoked'): Promise<void> {
+  async revokeAllForAccount(
+    accountId: string,
+    reason: RevocationReason = 'revoked',
+  ): Promise<void> {
     // Rows are marked revoked and their jtis broadcast; the account cut-off (compared with
     // iat, in whole seconds) also covers tokens this instance has not seen. A login made
     // later in the same second keeps working: its iat equals the cut-off's second.
     const now = Date.now();
     await this.accounts.update({ id: accountId }, { tokensValidAfter: now, updatedAt: now });
-    await this.tokens.update({ accountId, revokedAt: IsNull() }, { revokedAt: now, revokedReason: reason });
+    await this.tokens.update(
+      { accountId, revokedAt: IsNull() },
+      { revokedAt: now, revokedReason: reason },
+    );
     const rows = await this.tokens.find({
       select: { jti: true, exp: true },
       where: { accountId, revokedAt: now },
     });
-    await this.revocations.publish({ tokens: rows.map((r) => [r.jti, r.exp]), accounts: [[accountId, now]] });
+    await this.revocations.publish({
+      tokens: rows.map((r) => [r.jti, r.exp]),
+      accounts: [[accountId, now]],
+    });
   }
 
   /**
@@ -148,7 +158,11 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
     const take = this.options.prune.batchSize;
     let deleted = 0;
     for (;;) {
-      const batch = await this.tokens.find({ select: { jti: true }, where: { exp: LessThan(cutoff) }, take });
+      const batch = await this.tokens.find({
+        select: { jti: true },
+        where: { exp: LessThan(cutoff) },
+        take,
+      });
       if (batch.length === 0) break;
       await this.tokens.delete({ jti: In(batch.map((b) => b.jti)) });
       deleted += batch.length;
@@ -176,8 +190,26 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
     const { accessTokenTtl, refreshTokenTtl } = this.options;
     const now = Date.now();
     const iat = Math.floor(now / 1000);
-    const access = this.record('access', randomUUID(), accountId, iat, accessTokenTtl, familyId, parentJti, now);
-    const refresh = this.record('refresh', refreshJti, accountId, iat, refreshTokenTtl, familyId, parentJti, now);
+    const access = this.record(
+      'access',
+      randomUUID(),
+      accountId,
+      iat,
+      accessTokenTtl,
+      familyId,
+      parentJti,
+      now,
+    );
+    const refresh = this.record(
+      'refresh',
+      refreshJti,
+      accountId,
+      iat,
+      refreshTokenTtl,
+      familyId,
+      parentJti,
+      now,
+    );
     await this.tokens.insert([access, refresh]);
     return {
       access_token: this.sign(ACCESS_TOKEN_TYP, access),

@@ -1,4 +1,10 @@
-import { Table, TableForeignKey, TableIndex, type MigrationInterface, type QueryRunner } from 'typeorm';
+import {
+  Table,
+  TableForeignKey,
+  TableIndex,
+  type MigrationInterface,
+  type QueryRunner,
+} from 'typeorm';
 import { columnTypes, dialectOf } from '../dialect.js';
 
 /** Creates the module's four tables, their keys and the indexes the lookups use. */
@@ -41,7 +47,10 @@ export class TwoFactorAuthInit1764201600000 implements MigrationInterface {
             columnNames: ['username_key'],
             isUnique: true,
           }),
-          new TableIndex({ name: 'IDX_tfa_accounts_valid_after', columnNames: ['tokens_valid_after'] }),
+          new TableIndex({
+            name: 'IDX_tfa_accounts_valid_after',
+            columnNames: ['tokens_valid_after'],
+          }),
         ],
       }),
     );
@@ -120,7 +129,12 @@ export class TwoFactorAuthInit1764201600000 implements MigrationInterface {
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
-    for (const table of ['tfa_login_attempts', 'tfa_issued_tokens', 'tfa_secret_keys', 'tfa_accounts']) {
+    for (const table of [
+      'tfa_login_attempts',
+      'tfa_issued_tokens',
+      'tfa_secret_keys',
+      'tfa_accounts',
+    ]) {
       await queryRunner.dropTable(table, true);
     }
   }

@@ -1,8 +1,10 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsNotEmpty, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 
-/** No NUL or other C0 control characters. */
+/** No NUL or other C0 control characters (matching them is the point of these patterns). */
+// eslint-disable-next-line no-control-regex
 const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/;
+// eslint-disable-next-line no-control-regex
 const NO_NUL = /^[^\u0000]*$/;
 
 /** Body of `POST /auth/token`. */
@@ -44,7 +46,9 @@ export class RefreshRequestDto {
 
 /** Optional body of `POST /auth/revoke` (RFC 7009). */
 export class RevokeRequestDto {
-  @ApiPropertyOptional({ description: 'The token to revoke (access or refresh); default: the Bearer token' })
+  @ApiPropertyOptional({
+    description: 'The token to revoke (access or refresh); default: the Bearer token',
+  })
   @IsOptional()
   @IsString()
   @IsNotEmpty()
@@ -81,7 +85,10 @@ export class ErrorResponseDto {
   @ApiProperty({ example: 401 })
   statusCode!: number;
 
-  @ApiProperty({ example: 'Invalid credentials', oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] })
+  @ApiProperty({
+    example: 'Invalid credentials',
+    oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }],
+  })
   message!: string | string[];
 
   @ApiProperty({ example: 'Unauthorized' })

@@ -1,0 +1,72 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { ConfigModule, ConfigService, registerAs } from '@nestjs/config';
+import { APP_GUARD } from '@nestjs/core';
+import { TerminusModule } from '@nestjs/terminus';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import type { Redis } from 'ioredis';
+import { JwtTwoFactorGuard, TwoFactorAuthModule } from 'nestjs-rest-2fa';
+import { AccountsController } from './accounts/accounts.controller.js';
+import { APP_CONFIG } from './config/app-config.token.js';
+import type { AppConfig } from './config/app.config.js';
+import { databaseOptions } from './config/database.config.js';
+import { loadSecretKeyPepper, loadSigningKeys } from './config/keys.loader.js';
+import { HealthController } from './health/health.controller.js';
+import { RedisCloser, redisProvider, SAMPLE_REDIS } from './health/redis.provider.js';
+import { MeController } from './me/me.controller.js';
+
+/** Shares the validated configuration and the Redis connection with the async factories below. */
+@Module({})
+class SampleCoreModule {
+  static register(config: AppConfig): DynamicModule {
+    return {
+      module: SampleCoreModule,
+      global: true,
+      imports: [
+        ConfigModule.forRoot({ ignoreEnvFile: true, load: [registerAs('app', () => config)] }),
+      ],
+      providers: [
+        {
+          provide: APP_CONFIG,
+          useFactory: (c: ConfigService) => c.getOrThrow<AppConfig>('app'),
+          inject: [ConfigService],
+        },
+        redisProvider,
+        RedisCloser,
+      ],
+      exports: [APP_CONFIG, SAMPLE_REDIS],
+    };
+  }
+}
+
+/** The sample API: accounts, `/me`, health, and the module's `/auth` routes. */
+@Module({})
+export class AppModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        SampleCoreModule.register(config),
+        TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
+        TwoFactorAuthModule.forRootAsync({
+          inject: [APP_CONFIG, SAMPLE_REDIS],
+          useFactory: (c: AppConfig, redis: Redis | null) => ({
+            issuer: c.issuer,
+            audience: c.audience,
+            keys: loadSigningKeys(c),
+            accessTokenTtl: c.accessTokenTtl,
+            refreshTokenTtl: c.refreshTokenTtl,
+            clockTolerance: c.clockTolerance,
+            lockout: c.lockout,
+            throttle: c.throttle,
+            secretKeyPepper: loadSecretKeyPepper(c),
+            redis: redis ?? undefined,
+          }),
+        }),
+        TerminusModule,
+      ],
+      controllers: [AccountsController, MeController, HealthController],
+      // Every route needs a token unless it is marked @Public().
+      providers: [{ provide: APP_GUARD, useClass: JwtTwoFactorGuard }],
+    };
+  }
+}
