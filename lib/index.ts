@@ -17,6 +17,9 @@ export {
   type TwoFactorRevocationOptions,
   type TwoFactorPruneOptions,
   type TwoFactorPasswordOptions,
+  type TwoFactorTotpOptions,
+  type TwoFactorEncryptionKey,
+  type TwoFactorIntrospectionClient,
 } from './two-factor-auth.options.js';
 export { TwoFactorAuthConfigError } from './two-factor-auth.options-validation.js';
 export {
@@ -34,6 +37,14 @@ export { LoginAttempt } from './lockout/login-attempt.entity.js';
 export { AccountService, type CreatedAccount } from './accounts/account.service.js';
 export { SecretKeyService } from './secret-keys/secret-key.service.js';
 export { TokenService } from './tokens/token.service.js';
+export { TotpService, type TotpEnrolment, type TotpStatusView } from './totp/totp.service.js';
+export { TotpCredential, type TotpStatus } from './totp/totp-credential.entity.js';
+export { RecoveryCode } from './totp/recovery-code.entity.js';
+export {
+  TWO_FACTOR_EVENT_PREFIX,
+  type TwoFactorEventMap,
+  type TwoFactorEventName,
+} from './events/two-factor.events.js';
 export type { TokenPair, AuthenticatedAccount, RevocationReason } from './tokens/token.types.js';
 export { TwoFactorStrategy } from './strategies/two-factor.strategy.js';
 export { JwtTwoFactorStrategy } from './strategies/jwt-two-factor.strategy.js';

@@ -1,5 +1,8 @@
 import { Account } from './accounts/account.entity.js';
 import { TwoFactorAuthInit1764201600000 } from './database/migrations/init.migration.js';
+import { TwoFactorAuthTotp1764288000000 } from './database/migrations/totp.migration.js';
+import { RecoveryCode } from './totp/recovery-code.entity.js';
+import { TotpCredential } from './totp/totp-credential.entity.js';
 import { LoginAttempt } from './lockout/login-attempt.entity.js';
 import { SecretKey } from './secret-keys/secret-key.entity.js';
 import { IssuedToken } from './tokens/issued-token.entity.js';
@@ -20,10 +23,20 @@ export const REFRESH_TOKEN_TYP = 'rt+jwt';
  * The module's TypeORM entities, for the application's DataSource
  * (`entities: [...TWO_FACTOR_AUTH_ENTITIES]`), or use `autoLoadEntities: true`.
  */
-export const TWO_FACTOR_AUTH_ENTITIES = [Account, SecretKey, IssuedToken, LoginAttempt] as const;
+export const TWO_FACTOR_AUTH_ENTITIES = [
+  Account,
+  SecretKey,
+  IssuedToken,
+  LoginAttempt,
+  TotpCredential,
+  RecoveryCode,
+] as const;
 
 /**
  * The module's migrations; they run on SQLite (better-sqlite3), PostgreSQL and MySQL/MariaDB.
  * Add them to the DataSource's `migrations` and run them (`migrationsRun: true` does it on start).
  */
-export const TWO_FACTOR_AUTH_MIGRATIONS = [TwoFactorAuthInit1764201600000] as const;
+export const TWO_FACTOR_AUTH_MIGRATIONS = [
+  TwoFactorAuthInit1764201600000,
+  TwoFactorAuthTotp1764288000000,
+] as const;

@@ -17,8 +17,12 @@ import { JwtTwoFactorStrategy } from './strategies/jwt-two-factor.strategy.js';
 import { TwoFactorStrategy } from './strategies/two-factor.strategy.js';
 import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
 import { AccessTokenVerifier } from './tokens/access-token.verifier.js';
+import { AuditEvents } from './events/audit-events.service.js';
+import { TotpService } from './totp/totp.service.js';
 import { RevocationView } from './tokens/revocation-view.service.js';
-import { createTokenController } from './tokens/token.controller.js';
+import { createTokenController, routeClass } from './tokens/token.controller.js';
+import { IntrospectionRoutes } from './tokens/introspection.controller.js';
+import { IntrospectionService } from './tokens/introspection.service.js';
 import { TokenService } from './tokens/token.service.js';
 import { TWO_FACTOR_AUTH_ENTITIES } from './two-factor-auth.constants.js';
 import { REDIS_CLIENT, RESOLVED_OPTIONS } from './two-factor-auth.internal-constants.js';
@@ -97,12 +101,15 @@ const INTERNAL: Provider[] = [
   LockoutService,
   RevocationView,
   AccessTokenVerifier,
+  AuditEvents,
+  IntrospectionService,
 ];
 
 const PUBLIC: Provider[] = [
   AccountService,
   SecretKeyService,
   TokenService,
+  TotpService,
   TwoFactorStrategy,
   JwtTwoFactorStrategy,
   JwtTwoFactorGuard,
@@ -142,7 +149,7 @@ function withRoutes(module: DynamicModule, extras: TwoFactorAuthModuleExtras): D
   const controllers: Type[] = [];
   if (routes !== false) {
     const prefix = routes.prefix ?? TWO_FACTOR_AUTH_DEFAULTS.routes.prefix;
-    controllers.push(createTokenController(prefix));
+    controllers.push(createTokenController(prefix), routeClass(IntrospectionRoutes, prefix));
     if (routes.jwks ?? TWO_FACTOR_AUTH_DEFAULTS.routes.jwks) controllers.push(JwksController);
   }
   return { ...module, controllers: [...(module.controllers ?? []), ...controllers] };

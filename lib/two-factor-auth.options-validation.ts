@@ -1,7 +1,9 @@
 import {
   TWO_FACTOR_AUTH_DEFAULTS,
+  type ResolvedTotpOptions,
   type ResolvedTwoFactorAuthOptions,
   type TwoFactorAuthModuleOptions,
+  type TwoFactorIntrospectionClient,
 } from './two-factor-auth.options.js';
 
 /** Thrown at start-up when an option is missing or malformed; the message names it. */
@@ -62,6 +64,8 @@ const TOP_LEVEL = [
   'password',
   'secretKeyPepper',
   'redis',
+  'totp',
+  'introspection',
   'routes',
   'isGlobal',
 ] as const;
@@ -242,7 +246,16 @@ export function resolveTwoFactorAuthOptions(raw: unknown): ResolvedTwoFactorAuth
     }
   }
 
+  const totp =
+    opts.totp === undefined || opts.totp === false ? false : resolveTotp(opts.totp, opts.issuer);
+  const introspection =
+    opts.introspection === undefined || opts.introspection === false
+      ? false
+      : resolveIntrospection(opts.introspection);
+
   return {
+    totp,
+    introspection,
     issuer: opts.issuer,
     audience: opts.audience,
     keys: opts.keys,
@@ -257,4 +270,96 @@ export function resolveTwoFactorAuthOptions(raw: unknown): ResolvedTwoFactorAuth
     secretKeyPepper,
     redis,
   };
+}
+
+function resolveTotp(raw: unknown, defaultIssuer: string): ResolvedTotpOptions {
+  const t = plainObject('totp', raw);
+  noUnknown('totp', t, [
+    'encryptionKeys',
+    'issuer',
+    'algorithm',
+    'digits',
+    'period',
+    'window',
+    'recoveryCodes',
+  ]);
+  const d = TWO_FACTOR_AUTH_DEFAULTS.totp;
+  if (!Array.isArray(t.encryptionKeys) || t.encryptionKeys.length === 0) {
+    throw new TwoFactorAuthConfigError(
+      'totp.encryptionKeys',
+      'is required when TOTP is on: [{ id, key }] with a 32-byte key in base64 (`openssl rand -base64 32`), so TOTP secrets are encrypted at rest.',
+    );
+  }
+  const seen = new Set<string>();
+  const encryptionKeys = t.encryptionKeys.map((entry: unknown, i: number) => {
+    const k = plainObject(`totp.encryptionKeys[${i}]`, entry);
+    if (typeof k.id !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(k.id) || seen.has(k.id)) {
+      throw new TwoFactorAuthConfigError(
+        `totp.encryptionKeys[${i}].id`,
+        'must be a unique id of 1 to 64 letters, digits, ".", "_" or "-".',
+      );
+    }
+    seen.add(k.id);
+    const key =
+      typeof k.key === 'string'
+        ? Buffer.from(k.key.replace(/-/g, '+').replace(/_/g, '/'), 'base64')
+        : undefined;
+    if (!key || key.length !== 32) {
+      throw new TwoFactorAuthConfigError(
+        `totp.encryptionKeys[${i}].key`,
+        'must be exactly 32 bytes, base64 encoded (`openssl rand -base64 32`).',
+      );
+    }
+    return { id: k.id, key };
+  });
+  if (
+    t.issuer !== undefined &&
+    (typeof t.issuer !== 'string' || t.issuer === '' || t.issuer.includes(':'))
+  ) {
+    throw new TwoFactorAuthConfigError('totp.issuer', 'must be a non-empty string without ":".');
+  }
+  const algorithm = t.algorithm ?? d.algorithm;
+  if (algorithm !== 'SHA1' && algorithm !== 'SHA256' && algorithm !== 'SHA512') {
+    throw new TwoFactorAuthConfigError('totp.algorithm', "must be 'SHA1', 'SHA256' or 'SHA512'.");
+  }
+  return {
+    encryptionKeys,
+    issuer: (t.issuer as string | undefined) ?? defaultIssuer,
+    algorithm,
+    digits: integer('totp.digits', t.digits, d.digits, { min: 6, max: 8 }),
+    period: integer('totp.period', t.period, d.period, { min: 15, max: 120 }),
+    window: integer('totp.window', t.window, d.window, { min: 0, max: 5 }),
+    recoveryCodes: integer('totp.recoveryCodes', t.recoveryCodes, d.recoveryCodes, {
+      min: 1,
+      max: 50,
+    }),
+  };
+}
+
+function resolveIntrospection(raw: unknown): { clients: TwoFactorIntrospectionClient[] } {
+  const o = plainObject('introspection', raw);
+  noUnknown('introspection', o, ['clients']);
+  if (!Array.isArray(o.clients) || o.clients.length === 0) {
+    throw new TwoFactorAuthConfigError(
+      'introspection.clients',
+      'must list at least one { id, secret } (or set introspection: false).',
+    );
+  }
+  const clients = o.clients.map((entry: unknown, i: number) => {
+    const c = plainObject(`introspection.clients[${i}]`, entry);
+    if (typeof c.id !== 'string' || c.id === '' || c.id.includes(':')) {
+      throw new TwoFactorAuthConfigError(
+        `introspection.clients[${i}].id`,
+        'must be a non-empty string without ":".',
+      );
+    }
+    if (typeof c.secret !== 'string' || c.secret.length < 32) {
+      throw new TwoFactorAuthConfigError(
+        `introspection.clients[${i}].secret`,
+        'must be a string of at least 32 characters.',
+      );
+    }
+    return { id: c.id, secret: c.secret };
+  });
+  return { clients };
 }

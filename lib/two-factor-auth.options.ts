@@ -145,6 +145,61 @@ export interface TwoFactorPasswordOptions {
   maxLength?: number;
 }
 
+/** A key that encrypts TOTP secrets at rest (AES-256-GCM). */
+export interface TwoFactorEncryptionKey {
+  /** Stored beside each secret, so keys can rotate: the first key encrypts, every key decrypts. */
+  id: string;
+  /** 32 bytes, base64 or base64url encoded (`openssl rand -base64 32`). */
+  key: string;
+}
+
+/** TOTP (RFC 6238) as an account's second factor, instead of its secret key. */
+export interface TwoFactorTotpOptions {
+  /**
+   * Keys that encrypt the TOTP secrets in the database; `encryptionKeys[0]` encrypts new ones.
+   * Required when TOTP is on.
+   */
+  encryptionKeys: TwoFactorEncryptionKey[];
+  /**
+   * Issuer shown by authenticator apps (in the `otpauth://` URI).
+   * @default the `issuer` option
+   */
+  issuer?: string;
+  /**
+   * HMAC algorithm of the codes (most authenticator apps support only SHA1).
+   * @default 'SHA1'
+   */
+  algorithm?: 'SHA1' | 'SHA256' | 'SHA512';
+  /**
+   * Digits per code.
+   * @default 6
+   */
+  digits?: 6 | 7 | 8;
+  /**
+   * Seconds per time step.
+   * @default 30
+   */
+  period?: number;
+  /**
+   * Steps accepted either side of the current one (clock drift).
+   * @default 1
+   */
+  window?: number;
+  /**
+   * Recovery codes handed out when TOTP is confirmed (each works once).
+   * @default 10
+   */
+  recoveryCodes?: number;
+}
+
+/** A client allowed to call the introspection route (RFC 7662) with HTTP Basic. */
+export interface TwoFactorIntrospectionClient {
+  /** The Basic user name. */
+  id: string;
+  /** The Basic password; at least 32 characters. */
+  secret: string;
+}
+
 /** Options of `TwoFactorAuthModule.forRoot()` and of the factory in `forRootAsync()`. */
 export interface TwoFactorAuthModuleOptions {
   /**
@@ -217,6 +272,17 @@ export interface TwoFactorAuthModuleOptions {
    * @default undefined
    */
   redis?: string | Redis;
+  /**
+   * TOTP as a second factor (per account, chosen by the account); `false` turns it off.
+   * @default false
+   */
+  totp?: TwoFactorTotpOptions | false;
+  /**
+   * Token introspection (RFC 7662) at `POST <prefix>/introspect` for these clients; `false`
+   * (no clients) answers that route with 404.
+   * @default false
+   */
+  introspection?: { clients: TwoFactorIntrospectionClient[] } | false;
 }
 
 /** Options fixed when the module is imported (they decide which controllers exist). */
@@ -253,6 +319,19 @@ export interface ResolvedTwoFactorAuthOptions {
   password: Required<TwoFactorPasswordOptions>;
   secretKeyPepper: Buffer | undefined;
   redis: string | Redis | undefined;
+  totp: ResolvedTotpOptions | false;
+  introspection: { clients: TwoFactorIntrospectionClient[] } | false;
+}
+
+/** TOTP options with every default filled in and the keys decoded. */
+export interface ResolvedTotpOptions {
+  encryptionKeys: { id: string; key: Buffer }[];
+  issuer: string;
+  algorithm: 'SHA1' | 'SHA256' | 'SHA512';
+  digits: number;
+  period: number;
+  window: number;
+  recoveryCodes: number;
 }
 
 /**
@@ -274,6 +353,8 @@ export const TWO_FACTOR_AUTH_DEFAULTS = Object.freeze({
     minLength: 8,
     maxLength: 128,
   }),
+  totp: Object.freeze({ algorithm: 'SHA1', digits: 6, period: 30, window: 1, recoveryCodes: 10 }),
+  introspection: false,
   routes: Object.freeze({ prefix: 'auth', jwks: true }),
   isGlobal: false,
 });

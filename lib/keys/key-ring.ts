@@ -127,6 +127,9 @@ export class KeyRing {
 
   /** Imports and checks a JWK list; every problem is a start-up error naming the key. */
   static fromJwks(jwks: readonly TwoFactorJwk[]): KeyRing {
+    if (!Array.isArray(jwks) || jwks.length === 0) {
+      throw new TwoFactorAuthConfigError('keys', 'must hold at least one JWK (keys[0] signs).');
+    }
     const keys = jwks.map((jwk, i) => importKey(jwk, i));
     const seen = new Set<string>();
     keys.forEach((k, i) => {

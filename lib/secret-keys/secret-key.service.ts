@@ -3,6 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { EntityManager, Repository } from 'typeorm';
 import { InjectTwoFactorOptions } from '../common/inject.decorators.js';
+import { AuditEvents } from '../events/audit-events.service.js';
 import { TokenService } from '../tokens/token.service.js';
 import type { ResolvedTwoFactorAuthOptions } from '../two-factor-auth.options.js';
 import { SecretKey } from './secret-key.entity.js';
@@ -26,6 +27,7 @@ export class SecretKeyService {
     @InjectRepository(SecretKey) private readonly keys: Repository<SecretKey>,
     @InjectTwoFactorOptions() options: ResolvedTwoFactorAuthOptions,
     private readonly tokens: TokenService,
+    private readonly events: AuditEvents,
   ) {
     this.pepper = options.secretKeyPepper ?? DEFAULT_PEPPER;
     this.dummyHash = this.digest(randomBytes(SECRET_KEY_BYTES).toString('base64url'));
@@ -88,6 +90,7 @@ export class SecretKeyService {
       await this.keys.insert({ id: randomUUID(), accountId, keyHash, createdAt: Date.now() });
     }
     await this.tokens.revokeAllForAccount(accountId, 'secret-key-rotated');
+    this.events.emit('secret-key.rotated', { accountId });
     return secretKey;
   }
 

@@ -9,7 +9,7 @@ export interface CredentialsRequest {
   body?: unknown;
 }
 
-const TOKEN_FIELDS = ['username', 'password', 'secretKey'] as const;
+const TOKEN_FIELDS = ['username', 'password', 'secretKey', 'otp', 'recoveryCode'] as const;
 const BASIC = /^basic +([A-Za-z0-9+/]+={0,2}) *$/i;
 
 function header(req: CredentialsRequest, name: string): string | undefined {
@@ -28,7 +28,7 @@ function isEmptyBody(body: unknown): boolean {
 
 /**
  * Reads the login factors from the JSON body, or from `Authorization: Basic` plus the
- * `X-Secret-Key` header. Malformed input is a 400; a missing password or second factor is
+ * `X-Secret-Key` (or `X-OTP`, `X-Recovery-Code`) header. Malformed input is a 400; a missing password or second factor is
  * not (it is a failed login, counted toward lockout).
  */
 export function parseCredentials(req: CredentialsRequest): LoginCredentials {
@@ -44,10 +44,14 @@ export function parseCredentials(req: CredentialsRequest): LoginCredentials {
       );
     }
     const secretKey = header(req, 'x-secret-key');
+    const otp = header(req, 'x-otp');
+    const recoveryCode = header(req, 'x-recovery-code');
     return validateBody(TokenRequestDto, TOKEN_FIELDS, {
       username: decoded.slice(0, colon),
       password: decoded.slice(colon + 1),
       ...(secretKey !== undefined ? { secretKey } : {}),
+      ...(otp !== undefined ? { otp } : {}),
+      ...(recoveryCode !== undefined ? { recoveryCode } : {}),
     });
   }
   return validateBody(TokenRequestDto, TOKEN_FIELDS, req.body);

@@ -16,9 +16,16 @@ export interface RevocationEvent {
   accounts: [string, number][];
 }
 
-const CHANNEL = 'nestjs-rest-2fa:revocations';
+/** The Redis pub/sub channel revocations travel on (its messages are a wire format). */
+export const REVOCATION_CHANNEL = 'nestjs-rest-2fa:revocations';
 /** Each sync re-reads this much before its cursor, to absorb clock skew between instances. */
 const SYNC_OVERLAP_MS = 5000;
+/** Longest a revocation waits for Redis to take its message; the database poll is the fallback. */
+const PUBLISH_TIMEOUT_MS = 500;
+/** Longest the start-up waits for the subscription; after that it completes in the background. */
+const SUBSCRIBE_WAIT_MS = 2000;
+/** Longest pause between two attempts to reach Redis again. */
+const MAX_RECONNECT_DELAY_MS = 2000;
 
 /**
  * The guard's in-memory view of revocations, so that checking a token costs no query.
@@ -39,6 +46,7 @@ export class RevocationView implements OnModuleInit, OnApplicationShutdown {
   private timer: NodeJS.Timeout | undefined;
   private subscriber: Redis | undefined;
   private syncing: Promise<void> | undefined;
+  private publishFailing = false;
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -79,17 +87,28 @@ export class RevocationView implements OnModuleInit, OnApplicationShutdown {
     return this.revoked.size;
   }
 
-  /** Records a revocation made by this instance and tells the other instances. */
+  /**
+   * Records a revocation made by this instance and tells the other instances. Never fails and
+   * never waits long for Redis: without it, the others learn of the revocation by their poll.
+   */
   async publish(event: RevocationEvent): Promise<void> {
     this.apply(event);
     if (!this.redis) return;
+    const message = JSON.stringify({ from: this.instanceId, ...event });
     try {
-      await this.redis.publish(CHANNEL, JSON.stringify({ from: this.instanceId, ...event }));
+      await withTimeout(this.redis.publish(REVOCATION_CHANNEL, message), PUBLISH_TIMEOUT_MS);
+      if (this.publishFailing) {
+        this.publishFailing = false;
+        this.logger.log('Redis publish works again');
+      }
     } catch (error) {
-      // The database poll still delivers it within revocation.syncInterval.
-      this.logger.warn(
-        `Redis publish failed; other instances learn of the revocation by polling (${(error as Error).message})`,
-      );
+      // Logged once per outage, not once per revocation.
+      if (!this.publishFailing) {
+        this.publishFailing = true;
+        this.logger.warn(
+          `Redis publish failed; other instances learn of revocations by polling the database until it is back (${(error as Error).message})`,
+        );
+      }
     }
   }
 
@@ -136,24 +155,83 @@ export class RevocationView implements OnModuleInit, OnApplicationShutdown {
     for (const [id, after] of this.validAfter) if (after < horizon) this.validAfter.delete(id);
   }
 
+  /**
+   * Listens on a connection of its own (a subscribed connection can do nothing else). Unlike
+   * the shared client, which fails commands at once while Redis is away, this one queues its
+   * SUBSCRIBE until Redis answers, reconnects forever and subscribes again after every
+   * reconnection, then catches up with the database for what it missed meanwhile.
+   */
   private async subscribe(redis: Redis): Promise<void> {
-    const subscriber = redis.duplicate();
+    const subscriber = redis.duplicate({
+      lazyConnect: true,
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+      autoResubscribe: true,
+      retryStrategy: (attempt: number) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
+    });
     this.subscriber = subscriber;
     subscriber.on('error', () => undefined);
-    subscriber.on('message', (_channel: string, message: string) => {
-      try {
-        const event = JSON.parse(message) as RevocationEvent & { from: string };
-        if (event.from !== this.instanceId) this.apply(event);
-      } catch {
-        // A malformed message is ignored; the database poll is the source of truth.
+    subscriber.on('message', (_channel: string, message: string) => this.receive(message));
+    let connectedBefore = false;
+    subscriber.on('ready', () => {
+      if (connectedBefore) {
+        this.logger.log('Redis is back; revocations arrive by pub/sub again');
+        void this.sync().catch(() => undefined);
       }
+      connectedBefore = true;
     });
+    // Sending SUBSCRIBE opens the connection; it stays queued until Redis answers.
+    const subscribed = subscriber.subscribe(REVOCATION_CHANNEL);
+    subscribed.catch(() => undefined);
     try {
-      await subscriber.subscribe(CHANNEL);
+      await withTimeout(subscribed, SUBSCRIBE_WAIT_MS);
     } catch (error) {
       this.logger.warn(
-        `Redis subscribe failed; relying on the database poll (${(error as Error).message})`,
+        `Redis subscribe not done yet; relying on the database poll until Redis answers (${(error as Error).message})`,
       );
     }
   }
+
+  private receive(message: string): void {
+    let event: unknown;
+    try {
+      event = JSON.parse(message);
+    } catch {
+      return; // Not ours; the database poll is the source of truth anyway.
+    }
+    if (isRevocationMessage(event) && event.from !== this.instanceId) this.apply(event);
+  }
+}
+
+function isPairList(value: unknown, first: 'string', second: 'number'): boolean {
+  return (
+    Array.isArray(value) &&
+    value.every(
+      (pair) =>
+        Array.isArray(pair) &&
+        pair.length === 2 &&
+        typeof pair[0] === first &&
+        typeof pair[1] === second &&
+        Number.isFinite(pair[1]),
+    )
+  );
+}
+
+function isRevocationMessage(value: unknown): value is RevocationEvent & { from: unknown } {
+  const v = value as Partial<RevocationEvent> | null;
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    isPairList(v.tokens, 'string', 'number') &&
+    isPairList(v.accounts, 'string', 'number')
+  );
+}
+
+/** `promise`, or a rejection after `ms` (the promise itself is left to settle on its own). */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

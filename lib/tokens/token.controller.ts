@@ -114,7 +114,7 @@ export class TokenRoutes {
   }
 
   @Post('revoke')
-  @Public()
+  // Not @Public(): with JwtTwoFactorGuard as the global guard, that would open this route.
   @UseGuards(JwtTwoFactorGuard)
   @HttpCode(HttpStatus.NO_CONTENT)
   @ApiBearerAuth()
@@ -147,9 +147,17 @@ export class TokenRoutes {
   }
 }
 
-/** The token routes under `prefix` (one class per prefix: Nest reads the path from the class). */
+/** The token routes under `prefix`. */
 export function createTokenController(prefix: string): Type<TokenRoutes> {
-  class TokenController extends TokenRoutes {}
-  Controller(prefix)(TokenController);
-  return TokenController;
+  return routeClass(TokenRoutes, prefix);
+}
+
+/** A controller class serving `routes` under `prefix` (Nest reads the path from the class). */
+export function routeClass<T>(routes: Type<T>, prefix: string): Type<T> {
+  const named = {
+    [routes.name.replace(/Routes$/, 'Controller')]: class extends (routes as Type<object>) {},
+  };
+  const controller = Object.values(named)[0] as Type<T>;
+  Controller(prefix)(controller);
+  return controller;
 }

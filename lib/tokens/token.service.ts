@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { DataSource, In, IsNull, LessThan, type Repository } from 'typeorm';
 import { Account } from '../accounts/account.entity.js';
 import { InjectTwoFactorOptions } from '../common/inject.decorators.js';
+import { AuditEvents } from '../events/audit-events.service.js';
 import { invalidRefreshToken } from '../common/http.util.js';
 import { KeyRing } from '../keys/key-ring.js';
 import { LoginAttempt } from '../lockout/login-attempt.entity.js';
@@ -27,6 +28,7 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
     @InjectTwoFactorOptions() private readonly options: ResolvedTwoFactorAuthOptions,
     private readonly keyRing: KeyRing,
     private readonly revocations: RevocationView,
+    private readonly events: AuditEvents,
   ) {
     this.tokens = dataSource.getRepository(IssuedToken);
     this.accounts = dataSource.getRepository(Account);
@@ -50,8 +52,11 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
    * Issues an access token and a refresh token for `account`, starting a new family
    * (a login). Both rows are committed before the tokens are returned.
    */
-  issue(account: Pick<Account, 'id'>): Promise<TokenPair> {
-    return this.issuePair(account.id, randomUUID(), null);
+  async issue(account: Pick<Account, 'id'>): Promise<TokenPair> {
+    const familyId = randomUUID();
+    const { pair, accessJti } = await this.issuePair(account.id, familyId, null);
+    this.events.emit('token.issued', { accountId: account.id, jti: accessJti, familyId });
+    return pair;
   }
 
   /**
@@ -71,8 +76,16 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
     );
     const record = await this.tokens.findOne({ where: { jti: claims.jti } });
     if (spent.affected !== 1 || !record) {
-      if (record?.revokedReason === 'rotated') {
+      if (record?.type === 'refresh' && record.replacedBy !== null) {
+        // A spent token again. Marking it first lets an exchange racing with this one see
+        // the re-use after it has written its new pair (see below).
         this.logger.warn(`Refresh token re-used; revoking its family ${record.familyId}`);
+        this.events.emit('refresh.reused', {
+          accountId: record.accountId,
+          familyId: record.familyId,
+          jti: record.jti,
+        });
+        await this.tokens.update({ jti: record.jti }, { revokedReason: 'reuse-detected' });
         await this.revokeFamily(record.familyId, 'reuse-detected');
       }
       throw invalidRefreshToken();
@@ -81,7 +94,28 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
     if (!account || account.disabled || claims.iat < Math.floor(account.tokensValidAfter / 1000)) {
       throw invalidRefreshToken();
     }
-    return this.issuePair(account.id, record.familyId, record.jti, newRefreshJti);
+    const { pair, accessJti } = await this.issuePair(
+      account.id,
+      record.familyId,
+      record.jti,
+      newRefreshJti,
+    );
+    // A re-use of the same token, running concurrently, may have revoked the family before
+    // the new rows existed. Either it saw them, or this read sees its mark: never neither.
+    const spentNow = await this.tokens.findOne({
+      select: { jti: true, revokedReason: true },
+      where: { jti: record.jti },
+    });
+    if (spentNow?.revokedReason === 'reuse-detected') {
+      await this.revokeFamily(record.familyId, 'reuse-detected');
+      throw invalidRefreshToken();
+    }
+    this.events.emit('token.refreshed', {
+      accountId: account.id,
+      jti: accessJti,
+      familyId: record.familyId,
+    });
+    return pair;
   }
 
   /** Revokes one token by `jti` (and nothing else). Returns false when there was none to revoke. */
@@ -91,8 +125,14 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
       { jti, revokedAt: IsNull() },
       { revokedAt: now, revokedReason: reason },
     );
-    const row = await this.tokens.findOne({ select: { jti: true, exp: true }, where: { jti } });
+    const row = await this.tokens.findOne({
+      select: { jti: true, exp: true, accountId: true },
+      where: { jti },
+    });
     if (row) await this.revocations.publish({ tokens: [[row.jti, row.exp]], accounts: [] });
+    if (row && result.affected === 1) {
+      this.events.emit('token.revoked', { jtis: [row.jti], accountId: row.accountId, reason });
+    }
     return result.affected === 1;
   }
 
@@ -118,8 +158,16 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
       { familyId, revokedAt: IsNull() },
       { revokedAt: now, revokedReason: reason },
     );
-    const rows = await this.tokens.find({ select: { jti: true, exp: true }, where: { familyId } });
+    const rows = await this.tokens.find({
+      select: { jti: true, exp: true, accountId: true },
+      where: { familyId },
+    });
     await this.revocations.publish({ tokens: rows.map((r) => [r.jti, r.exp]), accounts: [] });
+    this.events.emit('token.revoked', {
+      jtis: rows.map((r) => r.jti),
+      accountId: rows[0]?.accountId ?? null,
+      reason,
+    });
   }
 
   /**
@@ -147,6 +195,7 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
       tokens: rows.map((r) => [r.jti, r.exp]),
       accounts: [[accountId, now]],
     });
+    this.events.emit('token.revoked', { jtis: rows.map((r) => r.jti), accountId, reason });
   }
 
   /**
@@ -186,7 +235,7 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
     familyId: string,
     parentJti: string | null,
     refreshJti: string = randomUUID(),
-  ): Promise<TokenPair> {
+  ): Promise<{ pair: TokenPair; accessJti: string }> {
     const { accessTokenTtl, refreshTokenTtl } = this.options;
     const now = Date.now();
     const iat = Math.floor(now / 1000);
@@ -211,13 +260,14 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
       now,
     );
     await this.tokens.insert([access, refresh]);
-    return {
+    const pair: TokenPair = {
       access_token: this.sign(ACCESS_TOKEN_TYP, access),
       token_type: 'Bearer',
       expires_in: accessTokenTtl,
       refresh_token: this.sign(REFRESH_TOKEN_TYP, refresh),
       refresh_expires_in: refreshTokenTtl,
     };
+    return { pair, accessJti: access.jti };
   }
 
   private record(

@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { ConfigModule, ConfigService, registerAs } from '@nestjs/config';
 import { APP_GUARD } from '@nestjs/core';
+import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import type { Redis } from 'ioredis';
@@ -9,7 +10,9 @@ import { AccountsController } from './accounts/accounts.controller.js';
 import { APP_CONFIG } from './config/app-config.token.js';
 import type { AppConfig } from './config/app.config.js';
 import { databaseOptions } from './config/database.config.js';
-import { loadSecretKeyPepper, loadSigningKeys } from './config/keys.loader.js';
+import { loadSecretKeyPepper, loadSigningKeys, loadTotpKeys } from './config/keys.loader.js';
+import { AuditLogListener } from './audit/audit-log.listener.js';
+import { TotpController } from './me/totp.controller.js';
 import { HealthController } from './health/health.controller.js';
 import { RedisCloser, redisProvider, SAMPLE_REDIS } from './health/redis.provider.js';
 import { MeController } from './me/me.controller.js';
@@ -60,13 +63,22 @@ export class AppModule {
             throttle: c.throttle,
             secretKeyPepper: loadSecretKeyPepper(c),
             redis: redis ?? undefined,
+            totp: totpOptions(c),
+            introspection:
+              c.introspectionClients.length > 0 ? { clients: c.introspectionClients } : false,
           }),
         }),
         TerminusModule,
+        EventEmitterModule.forRoot({ wildcard: true, delimiter: '.' }),
       ],
-      controllers: [AccountsController, MeController, HealthController],
+      controllers: [AccountsController, MeController, TotpController, HealthController],
       // Every route needs a token unless it is marked @Public().
-      providers: [{ provide: APP_GUARD, useClass: JwtTwoFactorGuard }],
+      providers: [{ provide: APP_GUARD, useClass: JwtTwoFactorGuard }, AuditLogListener],
     };
   }
+}
+
+function totpOptions(config: AppConfig) {
+  const encryptionKeys = loadTotpKeys(config);
+  return encryptionKeys ? { encryptionKeys } : false;
 }

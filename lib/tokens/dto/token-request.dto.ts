@@ -33,6 +33,28 @@ export class TokenRequestDto {
   @MaxLength(256)
   @Matches(NO_CONTROL, { message: 'secretKey must not contain control characters' })
   secretKey?: string;
+
+  @ApiPropertyOptional({
+    description: 'For TOTP accounts: the current code',
+    example: '123456',
+    maxLength: 16,
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(16)
+  @Matches(/^\d*$/, { message: 'otp must contain digits only' })
+  otp?: string;
+
+  @ApiPropertyOptional({
+    description: 'For TOTP accounts: one of the recovery codes (each works once)',
+    example: 'K7QM-2XHD-9PTA-WC4E',
+    maxLength: 64,
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(64)
+  @Matches(NO_CONTROL, { message: 'recoveryCode must not contain control characters' })
+  recoveryCode?: string;
 }
 
 /** Body of `POST /auth/refresh`. */

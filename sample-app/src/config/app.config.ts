@@ -128,6 +128,29 @@ class EnvironmentVariables {
   @IsString()
   @MinLength(1)
   DATA_DIR?: string;
+
+  @IsOptional()
+  @IsIn(['true', 'false'])
+  TOTP_ENABLED?: string;
+
+  @IsOptional()
+  @IsString()
+  @Matches(
+    /^[A-Za-z0-9._-]{1,64}:[A-Za-z0-9+/_=-]{43,44}(,[A-Za-z0-9._-]{1,64}:[A-Za-z0-9+/_=-]{43,44})*$/,
+    {
+      message:
+        'TOTP_ENCRYPTION_KEYS must be id:base64key[,id:base64key…] with 32-byte keys (openssl rand -base64 32)',
+    },
+  )
+  TOTP_ENCRYPTION_KEYS?: string;
+
+  @IsOptional()
+  @IsString()
+  @Matches(/^[^:,\s]+:[^,\s]{32,}(,[^:,\s]+:[^,\s]{32,})*$/, {
+    message:
+      'INTROSPECTION_CLIENTS must be id:secret[,id:secret…] with secrets of at least 32 characters',
+  })
+  INTROSPECTION_CLIENTS?: string;
 }
 
 /** The names of every variable the sample app reads. */
@@ -150,6 +173,9 @@ export const ENVIRONMENT_VARIABLES = [
   'TRUST_PROXY',
   'HTTP_ADAPTER',
   'DATA_DIR',
+  'TOTP_ENABLED',
+  'TOTP_ENCRYPTION_KEYS',
+  'INTROSPECTION_CLIENTS',
 ] as const;
 
 /** The sample app's validated configuration. */
@@ -170,6 +196,10 @@ export interface AppConfig {
   secretKeyPepper: string | undefined;
   trustProxy: string | undefined;
   httpAdapter: 'express' | 'fastify';
+  /** `true`, `false`, or undefined (on when a key is set or, in development, always). */
+  totpEnabled: boolean | undefined;
+  totpEncryptionKeys: { id: string; key: string }[];
+  introspectionClients: { id: string; secret: string }[];
 }
 
 /** Thrown when an environment variable is malformed; the message names it. */
@@ -220,5 +250,17 @@ export function loadAppConfig(env: Record<string, string | undefined>): AppConfi
     secretKeyPepper: vars.SECRET_KEY_PEPPER,
     trustProxy: vars.TRUST_PROXY,
     httpAdapter: vars.HTTP_ADAPTER === 'fastify' ? 'fastify' : 'express',
+    totpEnabled: vars.TOTP_ENABLED === undefined ? undefined : vars.TOTP_ENABLED === 'true',
+    totpEncryptionKeys: pairs(vars.TOTP_ENCRYPTION_KEYS).map(([id, key]) => ({ id, key })),
+    introspectionClients: pairs(vars.INTROSPECTION_CLIENTS).map(([id, secret]) => ({ id, secret })),
   };
+}
+
+/** `a:b,c:d` as `[['a','b'],['c','d']]`. */
+function pairs(value: string | undefined): [string, string][] {
+  if (!value) return [];
+  return value.split(',').map((pair) => {
+    const colon = pair.indexOf(':');
+    return [pair.slice(0, colon), pair.slice(colon + 1)];
+  });
 }

@@ -62,3 +62,27 @@ function readJwks(file: string, source: string): TwoFactorJwk[] {
   }
   return keys as TwoFactorJwk[];
 }
+
+/**
+ * TOTP settings: on with `TOTP_ENCRYPTION_KEYS`; in development without it, with a key generated
+ * once into the data folder; in production without a key, off, and `TOTP_ENABLED=true` without
+ * a key stops the start-up.
+ */
+export function loadTotpKeys(config: AppConfig): { id: string; key: string }[] | false {
+  if (config.totpEnabled === false) return false;
+  if (config.totpEncryptionKeys.length > 0) return config.totpEncryptionKeys;
+  if (config.production) {
+    if (config.totpEnabled) {
+      throw new ConfigurationError(
+        'TOTP_ENABLED=true needs TOTP_ENCRYPTION_KEYS with NODE_ENV=production (id:base64key, key from `openssl rand -base64 32`), so TOTP secrets are encrypted at rest.',
+      );
+    }
+    return false;
+  }
+  const file = join(config.dataDir, 'dev-totp-key');
+  if (!existsSync(file)) {
+    mkdirSync(config.dataDir, { recursive: true });
+    writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600 });
+  }
+  return [{ id: 'dev', key: readFileSync(file, 'utf8').trim() }];
+}

@@ -1,0 +1,38 @@
+/**
+ * Audit events, emitted through `@nestjs/event-emitter` as `two-factor.<name>` (subscribe with
+ * `@OnEvent('two-factor.**')`). Payloads carry ids and reasons only: never a password, secret
+ * key, TOTP secret, code or token.
+ */
+export interface TwoFactorEventMap {
+  /** A login passed every factor. */
+  'login.succeeded': { accountId: string; secondFactor: 'secret-key' | 'totp' | 'recovery-code' };
+  /** A login failed; `reason` is for logs only, the client never sees it. */
+  'login.failed': {
+    /** SHA-256 of the normalised username (the name itself may be a mistyped password). */
+    usernameHash: string;
+    accountId: string | null;
+    reason:
+      | 'unknown-account'
+      | 'bad-password'
+      | 'bad-second-factor'
+      | 'disabled'
+      | 'locked'
+      | 'replayed-code';
+  };
+  'account.locked': { usernameHash: string; seconds: number };
+  'account.unlocked': { usernameHash: string };
+  'token.issued': { accountId: string; jti: string; familyId: string };
+  'token.refreshed': { accountId: string; jti: string; familyId: string };
+  'token.revoked': { jtis: string[]; accountId: string | null; reason: string };
+  'refresh.reused': { accountId: string; familyId: string; jti: string };
+  'secret-key.rotated': { accountId: string };
+  'totp.enabled': { accountId: string };
+  'totp.disabled': { accountId: string };
+  'recovery-code.used': { accountId: string };
+}
+
+/** Names of the audit events, without the `two-factor.` prefix. */
+export type TwoFactorEventName = keyof TwoFactorEventMap;
+
+/** Prefix of every event name. */
+export const TWO_FACTOR_EVENT_PREFIX = 'two-factor.';

@@ -1,0 +1,36 @@
+import {
+  Entity,
+  PrimaryColumn,
+  Column,
+  Index,
+  ManyToOne,
+  JoinColumn,
+  type Relation,
+} from 'typeorm';
+import { Account } from '../accounts/account.entity.js';
+import { InstantColumn } from '../database/instant.column.js';
+
+/** A single-use recovery code of a TOTP account, stored as a keyed hash. */
+@Entity({ name: 'tfa_recovery_codes' })
+@Index('IDX_tfa_recovery_codes_account', ['accountId'])
+export class RecoveryCode {
+  @PrimaryColumn({ type: 'uuid' })
+  id!: string;
+
+  @Column({ name: 'account_id', type: 'uuid' })
+  accountId!: string;
+
+  @ManyToOne(() => Account, { onDelete: 'CASCADE', nullable: false })
+  @JoinColumn({ name: 'account_id', foreignKeyConstraintName: 'FK_tfa_recovery_codes_account' })
+  account?: Relation<Account>;
+
+  /** HMAC-SHA-256 of the normalised code, hex. */
+  @Column({ name: 'code_hash', type: 'varchar', length: 64 })
+  codeHash!: string;
+
+  @InstantColumn({ name: 'used_at', nullable: true })
+  usedAt!: number | null;
+
+  @InstantColumn({ name: 'created_at' })
+  createdAt!: number;
+}

@@ -1,0 +1,39 @@
+import { Entity, PrimaryColumn, Column, OneToOne, JoinColumn, type Relation } from 'typeorm';
+import { Account } from '../accounts/account.entity.js';
+import { InstantColumn } from '../database/instant.column.js';
+
+export type TotpStatus = 'pending' | 'active';
+
+/**
+ * An account's TOTP secret, encrypted with AES-256-GCM (the key id is stored so keys can
+ * rotate). `pending` until the owner confirms a first code; then `active`.
+ */
+@Entity({ name: 'tfa_totp_credentials' })
+export class TotpCredential {
+  @PrimaryColumn({ type: 'uuid' })
+  id!: string;
+
+  @Column({ name: 'account_id', type: 'uuid', unique: true })
+  accountId!: string;
+
+  @OneToOne(() => Account, { onDelete: 'CASCADE', nullable: false })
+  @JoinColumn({ name: 'account_id', foreignKeyConstraintName: 'FK_tfa_totp_credentials_account' })
+  account?: Relation<Account>;
+
+  /** base64url(iv) . base64url(tag) . base64url(ciphertext) */
+  @Column({ name: 'secret_ciphertext', type: 'varchar', length: 255 })
+  secretCiphertext!: string;
+
+  @Column({ name: 'key_id', type: 'varchar', length: 64 })
+  keyId!: string;
+
+  @Column({ type: 'varchar', length: 8 })
+  status!: TotpStatus;
+
+  /** The time step of the last accepted code; a code of this step or earlier never works again. */
+  @InstantColumn({ name: 'last_used_step', default: 0 })
+  lastUsedStep!: number;
+
+  @InstantColumn({ name: 'created_at' })
+  createdAt!: number;
+}

@@ -1,0 +1,132 @@
+import { Body, Controller, Delete, Get, Header, HttpCode, HttpStatus, Post } from '@nestjs/common';
+import {
+  ApiBearerAuth,
+  ApiConflictResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiProperty,
+  ApiTags,
+  ApiUnauthorizedResponse,
+} from '@nestjs/swagger';
+import { IsString, Matches } from 'class-validator';
+import { CurrentAccount, ErrorResponseDto, TotpService } from 'nestjs-rest-2fa';
+
+class OtpDto {
+  @ApiProperty({ example: '123456', description: 'A current code from the authenticator app' })
+  @IsString()
+  @Matches(/^\d{6,8}$/, { message: 'otp must be 6 to 8 digits' })
+  otp!: string;
+}
+
+class TotpEnrolmentDto {
+  @ApiProperty({
+    description: 'base32 secret (160 bits), for manual entry',
+    example: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP',
+  })
+  secret!: string;
+
+  @ApiProperty({
+    example:
+      'otpauth://totp/nestjs-rest-2fa-sample:alice?issuer=…&secret=…&algorithm=SHA1&digits=6&period=30',
+  })
+  otpauthUri!: string;
+
+  @ApiProperty({
+    description: 'The URI as a QR code (PNG data URI)',
+    example: 'data:image/png;base64,iVBORw0KGgo…',
+  })
+  qrCode!: string;
+}
+
+class RecoveryCodesDto {
+  @ApiProperty({
+    type: [String],
+    description: 'Single-use recovery codes, shown once',
+    example: ['K7QM-2XHD-9PTA-WC4E'],
+  })
+  recoveryCodes!: string[];
+}
+
+class TotpStatusDto {
+  @ApiProperty() enabled!: boolean;
+  @ApiProperty() pending!: boolean;
+  @ApiProperty({ example: 10 }) recoveryCodesRemaining!: number;
+}
+
+class TotpDisabledDto {
+  @ApiProperty({ description: 'A fresh secret key: the second factor again' })
+  secretKey!: string;
+}
+
+/** TOTP enrolment for the logged-in account (the global guard protects every route). */
+@ApiTags('me')
+@ApiBearerAuth()
+@ApiUnauthorizedResponse({
+  description: 'Missing or invalid access token, or a wrong code',
+  type: ErrorResponseDto,
+})
+@ApiNotFoundResponse({
+  description: 'TOTP is off on this server, or not enrolled',
+  type: ErrorResponseDto,
+})
+@Controller('me/totp')
+export class TotpController {
+  constructor(private readonly totp: TotpService) {}
+
+  @Get()
+  @ApiOperation({ summary: 'TOTP state and remaining recovery codes' })
+  @ApiOkResponse({ type: TotpStatusDto })
+  status(@CurrentAccount('id') accountId: string): Promise<TotpStatusDto> {
+    return this.totp.status(accountId);
+  }
+
+  @Post()
+  @HttpCode(HttpStatus.OK)
+  @Header('Cache-Control', 'no-store')
+  @ApiOperation({ summary: 'Start TOTP enrolment (pending until confirmed)' })
+  @ApiOkResponse({ type: TotpEnrolmentDto })
+  @ApiConflictResponse({ description: 'TOTP is already enabled', type: ErrorResponseDto })
+  begin(@CurrentAccount('id') accountId: string): Promise<TotpEnrolmentDto> {
+    return this.totp.begin(accountId);
+  }
+
+  @Post('confirm')
+  @HttpCode(HttpStatus.OK)
+  @Header('Cache-Control', 'no-store')
+  @ApiOperation({
+    summary:
+      'Confirm with a code: TOTP becomes the second factor; recovery codes are returned once',
+  })
+  @ApiOkResponse({ type: RecoveryCodesDto })
+  async confirm(
+    @CurrentAccount('id') accountId: string,
+    @Body() body: OtpDto,
+  ): Promise<RecoveryCodesDto> {
+    return { recoveryCodes: await this.totp.confirm(accountId, body.otp) };
+  }
+
+  @Post('recovery-codes')
+  @HttpCode(HttpStatus.OK)
+  @Header('Cache-Control', 'no-store')
+  @ApiOperation({ summary: 'New recovery codes (the old ones stop working)' })
+  @ApiOkResponse({ type: RecoveryCodesDto })
+  async regenerate(
+    @CurrentAccount('id') accountId: string,
+    @Body() body: OtpDto,
+  ): Promise<RecoveryCodesDto> {
+    return { recoveryCodes: await this.totp.regenerateRecoveryCodes(accountId, body.otp) };
+  }
+
+  @Delete()
+  @HttpCode(HttpStatus.OK)
+  @Header('Cache-Control', 'no-store')
+  @ApiOperation({ summary: 'Turn TOTP off with a code; returns a fresh secret key' })
+  @ApiOkResponse({ type: TotpDisabledDto })
+  async disable(
+    @CurrentAccount('id') accountId: string,
+    @Body() body: OtpDto,
+  ): Promise<TotpDisabledDto> {
+    return { secretKey: await this.totp.disable(accountId, body.otp) };
+  }
+}
