@@ -22,6 +22,7 @@ export {
   type TwoFactorIntrospectionClient,
 } from './two-factor-auth.options.js';
 export { TwoFactorAuthConfigError } from './two-factor-auth.options-validation.js';
+export { validateTwoFactorAuthOptions } from './two-factor-auth.validate.js';
 export {
   TWO_FACTOR_AUTH_ENTITIES,
   TWO_FACTOR_AUTH_MIGRATIONS,

@@ -12,7 +12,7 @@ export function validateBody<T extends object>(
   body: unknown,
 ): T {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new BadRequestException('The request body must be a JSON object');
+    throw new BadRequestException('The request body must be an object of the documented fields');
   }
   const instance = new dto() as Record<string, unknown>;
   for (const key of Object.keys(body)) {

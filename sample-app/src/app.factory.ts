@@ -1,34 +1,69 @@
 import type { INestApplication, LoggerService, LogLevel } from '@nestjs/common';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import fastifyHelmet from '@fastify/helmet';
+import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
 import helmet from 'helmet';
-import { TwoFactorExceptionFilter } from 'nestjs-rest-2fa';
-import { AppModule } from './app.module.js';
+import { TwoFactorExceptionFilter, validateTwoFactorAuthOptions } from 'nestjs-rest-2fa';
+import { AppModule, twoFactorOptions } from './app.module.js';
 import type { AppConfig } from './config/app.config.js';
 import { strictValidationPipe } from './validation.pipe.js';
 
-/** Largest JSON body accepted; login and sign-up bodies are far smaller. */
-export const BODY_LIMIT = '16kb';
+/** Largest JSON body accepted, in bytes; login and sign-up bodies are far smaller. */
+export const BODY_LIMIT_BYTES = 16 * 1024;
 
-/** Builds the sample app (not listening yet), with the security defaults a reviewer expects. */
+interface CreateAppOptions {
+  logger?: LoggerService | LogLevel[] | false;
+}
+
+/**
+ * Builds the sample app (not listening yet) on Express or Fastify (`HTTP_ADAPTER`), with the
+ * security defaults a reviewer expects: helmet headers, no X-Powered-By, no CORS, a small JSON
+ * body limit, strict validation, and no library message or stack trace in any error.
+ */
 export async function createApp(
   config: AppConfig,
-  { logger }: { logger?: LoggerService | LogLevel[] | false } = {},
+  { logger }: CreateAppOptions = {},
 ): Promise<INestApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(
-    AppModule.forRoot(config),
-    new ExpressAdapter(),
-    {
-      bodyParser: false,
-      logger: logger ?? ['error', 'warn', 'log'],
-      abortOnError: false,
-    },
-  );
-  app.useBodyParser('json', { limit: BODY_LIMIT, strict: true });
-  app.disable('x-powered-by');
-  if (config.trustProxy !== undefined) app.set('trust proxy', parseTrustProxy(config.trustProxy));
-  app.use(helmet());
+  // Bad keys or options stop the start here, before anything connects to the database.
+  validateTwoFactorAuthOptions(twoFactorOptions(config));
+  const module = AppModule.forRoot(config);
+  const common = {
+    logger: logger ?? (['error', 'warn', 'log'] as LogLevel[]),
+    abortOnError: false,
+  };
+  let app: INestApplication;
+  if (config.httpAdapter === 'fastify') {
+    const adapter = new FastifyAdapter({
+      bodyLimit: BODY_LIMIT_BYTES,
+      // Fastify takes a hop count too, though its types omit it.
+      trustProxy: (parseTrustProxy(config.trustProxy) ?? false) as boolean | string,
+    });
+    const fastifyApp = await NestFactory.create<NestFastifyApplication>(module, adapter, common);
+    await fastifyApp.register(fastifyHelmet as never);
+    app = fastifyApp;
+  } else {
+    const expressApp = await NestFactory.create<NestExpressApplication>(
+      module,
+      new ExpressAdapter(),
+      {
+        ...common,
+        bodyParser: false,
+      },
+    );
+    // Helmet before the body parser, so that its refusals (400, 413) carry the headers too.
+    expressApp.use(helmet());
+    expressApp.useBodyParser('json', {
+      limit: BODY_LIMIT_BYTES,
+      strict: true,
+      reviver: refuseObjectPrototypeKeys,
+    });
+    expressApp.disable('x-powered-by');
+    const trustProxy = parseTrustProxy(config.trustProxy);
+    if (trustProxy !== undefined) expressApp.set('trust proxy', trustProxy);
+    app = expressApp;
+  }
   app.useGlobalPipes(strictValidationPipe());
   app.useGlobalFilters(new TwoFactorExceptionFilter(app.get(HttpAdapterHost)));
   app.enableShutdownHooks();
@@ -36,24 +71,43 @@ export async function createApp(
   return app;
 }
 
-function parseTrustProxy(value: string): boolean | number | string {
+/**
+ * JSON reviver: a member named like a property of `Object.prototype` (`__proto__`,
+ * `constructor`, `hasOwnProperty`, …) makes the body malformed (400). class-transformer drops
+ * such keys silently, so the validation pipe would not refuse them as unknown fields.
+ * (Fastify's parser already refuses `__proto__` and `constructor.prototype`.)
+ */
+function refuseObjectPrototypeKeys(key: string, value: unknown): unknown {
+  if (Object.hasOwn(Object.prototype, key)) throw new SyntaxError('Reserved member name');
+  return value;
+}
+
+function parseTrustProxy(value: string | undefined): boolean | number | string | undefined {
+  if (value === undefined) return undefined;
   if (value === 'true') return true;
   if (value === 'false') return false;
   return /^\d+$/.test(value) ? Number(value) : value;
 }
 
-/** Swagger UI at `/docs`, the document at `/docs-json`. */
-export function setUpOpenApi(app: INestApplication) {
-  const document = SwaggerModule.createDocument(
+/** The OpenAPI document of the app (module routes included). */
+export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
+  return SwaggerModule.createDocument(
     app,
     new DocumentBuilder()
       .setTitle('nestjs-rest-2fa sample API')
-      .setDescription('Accounts with a password and a secret key; JWT access and refresh tokens.')
+      .setDescription(
+        'Accounts with a password and a second factor (secret key or TOTP); JWT access and refresh tokens.',
+      )
       .setVersion('0.1.0')
       .addBearerAuth()
       .addBasicAuth()
       .build(),
   );
+}
+
+/** Swagger UI at `/docs`, the document at `/docs-json`. */
+export function setUpOpenApi(app: INestApplication): OpenAPIObject {
+  const document = buildOpenApiDocument(app);
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
   return document;
 }

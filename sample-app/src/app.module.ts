@@ -5,7 +5,11 @@ import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import type { Redis } from 'ioredis';
-import { JwtTwoFactorGuard, TwoFactorAuthModule } from 'nestjs-rest-2fa';
+import {
+  JwtTwoFactorGuard,
+  TwoFactorAuthModule,
+  type TwoFactorAuthModuleOptions,
+} from 'nestjs-rest-2fa';
 import { AccountsController } from './accounts/accounts.controller.js';
 import { APP_CONFIG } from './config/app-config.token.js';
 import type { AppConfig } from './config/app.config.js';
@@ -52,21 +56,8 @@ export class AppModule {
         TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
         TwoFactorAuthModule.forRootAsync({
           inject: [APP_CONFIG, SAMPLE_REDIS],
-          useFactory: (c: AppConfig, redis: Redis | null) => ({
-            issuer: c.issuer,
-            audience: c.audience,
-            keys: loadSigningKeys(c),
-            accessTokenTtl: c.accessTokenTtl,
-            refreshTokenTtl: c.refreshTokenTtl,
-            clockTolerance: c.clockTolerance,
-            lockout: c.lockout,
-            throttle: c.throttle,
-            secretKeyPepper: loadSecretKeyPepper(c),
-            redis: redis ?? undefined,
-            totp: totpOptions(c),
-            introspection:
-              c.introspectionClients.length > 0 ? { clients: c.introspectionClients } : false,
-          }),
+          useFactory: (c: AppConfig, redis: Redis | null) =>
+            twoFactorOptions(c, redis ?? undefined),
         }),
         TerminusModule,
         EventEmitterModule.forRoot({ wildcard: true, delimiter: '.' }),
@@ -78,7 +69,21 @@ export class AppModule {
   }
 }
 
-function totpOptions(config: AppConfig) {
-  const encryptionKeys = loadTotpKeys(config);
-  return encryptionKeys ? { encryptionKeys } : false;
+/** The module options the sample app derives from its configuration. */
+export function twoFactorOptions(c: AppConfig, redis?: Redis): TwoFactorAuthModuleOptions {
+  const encryptionKeys = loadTotpKeys(c);
+  return {
+    issuer: c.issuer,
+    audience: c.audience,
+    keys: loadSigningKeys(c),
+    accessTokenTtl: c.accessTokenTtl,
+    refreshTokenTtl: c.refreshTokenTtl,
+    clockTolerance: c.clockTolerance,
+    lockout: c.lockout,
+    throttle: c.throttle,
+    secretKeyPepper: loadSecretKeyPepper(c),
+    redis,
+    totp: encryptionKeys ? { encryptionKeys } : false,
+    introspection: c.introspectionClients.length > 0 ? { clients: c.introspectionClients } : false,
+  };
 }
