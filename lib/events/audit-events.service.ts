@@ -8,7 +8,7 @@ import {
 
 /**
  * Emits the module's audit events on the application's `EventEmitter2`
- * (`EventEmitterModule.forRoot()`); without one, events are dropped. A listener that throws
+ * (`EventEmitterModule.forRoot()`); without that module imported, events are dropped. A listener that throws
  * never breaks a login.
  */
 @Injectable()

@@ -164,7 +164,8 @@ export class KeyRing {
    * than the key's, a bad signature, a payload that is not a JSON object.
    */
   verify(token: string, typ: string): VerifiedJws | null {
-    if (token.length > MAX_TOKEN_LENGTH) return null;
+    // Never throws, whatever a caller passes on from a request (`{"token": null}` included).
+    if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH) return null;
     const first = token.indexOf('.');
     const second = token.indexOf('.', first + 1);
     if (first < 1 || second < 0 || token.indexOf('.', second + 1) !== -1) return null;
