@@ -1,4 +1,9 @@
-import type { DataSource, QueryRunner } from 'typeorm';
+import {
+  TableForeignKey,
+  type DataSource,
+  type QueryRunner,
+  type TableColumnOptions,
+} from 'typeorm';
 
 /** The database families the module supports. Every dialect difference lives in this file. */
 export type Dialect = 'sqlite' | 'postgres' | 'mysql';
@@ -21,16 +26,54 @@ export function dialectOf(source: DataSource | QueryRunner): Dialect {
   }
 }
 
-/** Column types of the migrations, per dialect. */
-export function columnTypes(dialect: Dialect) {
+type Extra = Partial<TableColumnOptions>;
+
+/**
+ * Column builders of the migrations, typed for the dialect of `queryRunner`: native `uuid` on
+ * PostgreSQL, `varchar(36)` elsewhere; instants as `bigint` epoch values everywhere.
+ */
+export function columnsFor(queryRunner: QueryRunner) {
+  const postgres = dialectOf(queryRunner) === 'postgres';
   return {
-    uuid: dialect === 'postgres' ? 'uuid' : 'varchar',
-    uuidLength: dialect === 'postgres' ? undefined : '36',
-    bool: 'boolean',
-    int: 'integer',
-    bigint: 'bigint',
-    varchar: 'varchar',
-  } as const;
+    uuid: (name: string, extra: Extra = {}): TableColumnOptions => ({
+      name,
+      type: postgres ? 'uuid' : 'varchar',
+      length: postgres ? undefined : '36',
+      ...extra,
+    }),
+    varchar: (name: string, length: number, extra: Extra = {}): TableColumnOptions => ({
+      name,
+      type: 'varchar',
+      length: String(length),
+      ...extra,
+    }),
+    bigint: (name: string, extra: Extra = {}): TableColumnOptions => ({
+      name,
+      type: 'bigint',
+      ...extra,
+    }),
+    int: (name: string, extra: Extra = {}): TableColumnOptions => ({
+      name,
+      type: 'integer',
+      ...extra,
+    }),
+    bool: (name: string, extra: Extra = {}): TableColumnOptions => ({
+      name,
+      type: 'boolean',
+      ...extra,
+    }),
+  };
+}
+
+/** The foreign key from `table.account_id` to `tfa_accounts.id`, deleted with the account. */
+export function accountForeignKey(table: string): TableForeignKey {
+  return new TableForeignKey({
+    name: `FK_${table}_account`,
+    columnNames: ['account_id'],
+    referencedTableName: 'tfa_accounts',
+    referencedColumnNames: ['id'],
+    onDelete: 'CASCADE',
+  });
 }
 
 /**

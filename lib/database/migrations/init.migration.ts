@@ -1,45 +1,25 @@
-import {
-  Table,
-  TableForeignKey,
-  TableIndex,
-  type MigrationInterface,
-  type QueryRunner,
-} from 'typeorm';
-import { columnTypes, dialectOf } from '../dialect.js';
+import { Table, TableIndex, type MigrationInterface, type QueryRunner } from 'typeorm';
+import { accountForeignKey, columnsFor } from '../dialect.js';
 
 /** Creates the module's four tables, their keys and the indexes the lookups use. */
 export class TwoFactorAuthInit1764201600000 implements MigrationInterface {
   name = 'TwoFactorAuthInit1764201600000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
-    const t = columnTypes(dialectOf(queryRunner));
-    const uuid = (name: string, extra: object = {}) => ({
-      name,
-      type: t.uuid,
-      length: t.uuidLength,
-      ...extra,
-    });
-    const str = (name: string, length: number, extra: object = {}) => ({
-      name,
-      type: t.varchar,
-      length: String(length),
-      ...extra,
-    });
-    const big = (name: string, extra: object = {}) => ({ name, type: t.bigint, ...extra });
-
+    const c = columnsFor(queryRunner);
     await queryRunner.createTable(
       new Table({
         name: 'tfa_accounts',
         columns: [
-          uuid('id', { isPrimary: true }),
-          str('username', 255),
-          str('username_key', 255),
-          str('password_hash', 255),
-          { name: 'disabled', type: t.bool, default: false },
-          str('second_factor', 16, { default: "'secret-key'" }),
-          big('tokens_valid_after', { default: 0 }),
-          big('created_at'),
-          big('updated_at'),
+          c.uuid('id', { isPrimary: true }),
+          c.varchar('username', 255),
+          c.varchar('username_key', 255),
+          c.varchar('password_hash', 255),
+          c.bool('disabled', { default: false }),
+          c.varchar('second_factor', 16, { default: "'secret-key'" }),
+          c.bigint('tokens_valid_after', { default: 0 }),
+          c.bigint('created_at'),
+          c.bigint('updated_at'),
         ],
         indices: [
           new TableIndex({
@@ -59,20 +39,12 @@ export class TwoFactorAuthInit1764201600000 implements MigrationInterface {
       new Table({
         name: 'tfa_secret_keys',
         columns: [
-          uuid('id', { isPrimary: true }),
-          uuid('account_id', { isUnique: true }),
-          str('key_hash', 64),
-          big('created_at'),
+          c.uuid('id', { isPrimary: true }),
+          c.uuid('account_id', { isUnique: true }),
+          c.varchar('key_hash', 64),
+          c.bigint('created_at'),
         ],
-        foreignKeys: [
-          new TableForeignKey({
-            name: 'FK_tfa_secret_keys_account',
-            columnNames: ['account_id'],
-            referencedTableName: 'tfa_accounts',
-            referencedColumnNames: ['id'],
-            onDelete: 'CASCADE',
-          }),
-        ],
+        foreignKeys: [accountForeignKey('tfa_secret_keys')],
       }),
     );
 
@@ -80,32 +52,24 @@ export class TwoFactorAuthInit1764201600000 implements MigrationInterface {
       new Table({
         name: 'tfa_issued_tokens',
         columns: [
-          str('jti', 36, { isPrimary: true }),
-          uuid('account_id'),
-          str('type', 8),
-          str('iss', 512),
-          str('sub', 36),
-          str('aud', 512, { isNullable: true }),
-          str('kid', 128),
-          big('iat'),
-          big('nbf'),
-          big('exp'),
-          str('family_id', 36),
-          str('parent_jti', 36, { isNullable: true }),
-          str('replaced_by', 36, { isNullable: true }),
-          big('revoked_at', { isNullable: true }),
-          str('revoked_reason', 32, { isNullable: true }),
-          big('created_at'),
+          c.varchar('jti', 36, { isPrimary: true }),
+          c.uuid('account_id'),
+          c.varchar('type', 8),
+          c.varchar('iss', 512),
+          c.varchar('sub', 36),
+          c.varchar('aud', 512, { isNullable: true }),
+          c.varchar('kid', 128),
+          c.bigint('iat'),
+          c.bigint('nbf'),
+          c.bigint('exp'),
+          c.varchar('family_id', 36),
+          c.varchar('parent_jti', 36, { isNullable: true }),
+          c.varchar('replaced_by', 36, { isNullable: true }),
+          c.bigint('revoked_at', { isNullable: true }),
+          c.varchar('revoked_reason', 32, { isNullable: true }),
+          c.bigint('created_at'),
         ],
-        foreignKeys: [
-          new TableForeignKey({
-            name: 'FK_tfa_issued_tokens_account',
-            columnNames: ['account_id'],
-            referencedTableName: 'tfa_accounts',
-            referencedColumnNames: ['id'],
-            onDelete: 'CASCADE',
-          }),
-        ],
+        foreignKeys: [accountForeignKey('tfa_issued_tokens')],
         indices: [
           new TableIndex({ name: 'IDX_tfa_issued_tokens_account', columnNames: ['account_id'] }),
           new TableIndex({ name: 'IDX_tfa_issued_tokens_family', columnNames: ['family_id'] }),
@@ -119,10 +83,10 @@ export class TwoFactorAuthInit1764201600000 implements MigrationInterface {
       new Table({
         name: 'tfa_login_attempts',
         columns: [
-          str('username_hash', 64, { isPrimary: true }),
-          { name: 'failures', type: t.int, default: 0 },
-          big('window_start', { default: 0 }),
-          big('locked_until', { default: 0 }),
+          c.varchar('username_hash', 64, { isPrimary: true }),
+          c.int('failures', { default: 0 }),
+          c.bigint('window_start', { default: 0 }),
+          c.bigint('locked_until', { default: 0 }),
         ],
       }),
     );
