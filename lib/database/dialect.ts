@@ -33,8 +33,20 @@ type Extra = Partial<TableColumnOptions>;
  * PostgreSQL, `varchar(36)` elsewhere; instants as `bigint` epoch values everywhere.
  */
 export function columnsFor(queryRunner: QueryRunner) {
-  const postgres = dialectOf(queryRunner) === 'postgres';
+  const dialect = dialectOf(queryRunner);
+  const postgres = dialect === 'postgres';
   return {
+    /**
+     * A string compared byte for byte: MySQL/MariaDB's default collation ignores case and
+     * accents, which would make "zoë" and "zoe" one username.
+     */
+    exactVarchar: (name: string, length: number, extra: Extra = {}): TableColumnOptions => ({
+      name,
+      type: 'varchar',
+      length: String(length),
+      ...(dialect === 'mysql' ? { charset: 'utf8mb4', collation: 'utf8mb4_bin' } : {}),
+      ...extra,
+    }),
     uuid: (name: string, extra: Extra = {}): TableColumnOptions => ({
       name,
       type: postgres ? 'uuid' : 'varchar',

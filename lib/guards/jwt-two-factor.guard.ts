@@ -1,10 +1,18 @@
-import { HttpException, HttpStatus, Injectable, type ExecutionContext } from '@nestjs/common';
+import {
+  HttpException,
+  HttpStatus,
+  Injectable,
+  Optional,
+  type ExecutionContext,
+} from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import { BEARER_CHALLENGE, invalidToken, setResponseHeader } from '../common/http.util.js';
 import { IS_PUBLIC_KEY } from '../decorators/public.decorator.js';
+import { JwtTwoFactorStrategy } from '../strategies/jwt-two-factor.strategy.js';
 import type { AuthenticatedAccount } from '../tokens/token.types.js';
 import { JWT_TWO_FACTOR_STRATEGY } from '../two-factor-auth.constants.js';
+import { authenticateWith } from './passport-authenticate.util.js';
 
 /**
  * Protects routes with a Bearer access token: `@UseGuards(JwtTwoFactorGuard)`, or as the
@@ -14,13 +22,25 @@ import { JWT_TWO_FACTOR_STRATEGY } from '../two-factor-auth.constants.js';
  */
 @Injectable()
 export class JwtTwoFactorGuard extends AuthGuard(JWT_TWO_FACTOR_STRATEGY) {
-  constructor(private readonly reflector: Reflector) {
+  constructor(
+    private readonly reflector: Reflector,
+    @Optional() private readonly strategy?: JwtTwoFactorStrategy,
+  ) {
     super();
   }
 
-  override canActivate(context: ExecutionContext) {
+  override async canActivate(context: ExecutionContext): Promise<boolean> {
     if (this.isPublic(context)) return true;
-    return super.canActivate(context);
+    const http = context.switchToHttp();
+    const request = http.getRequest<{ user?: unknown }>();
+    request.user = await authenticateWith(
+      this.strategy ?? JWT_TWO_FACTOR_STRATEGY,
+      request,
+      http.getResponse(),
+      (err, user, info, status) =>
+        this.handleRequest(err, user as AuthenticatedAccount | false, info, context, status),
+    );
+    return true;
   }
 
   /** Whether the route is marked `@Public()`; override to open routes by other rules. */
@@ -38,6 +58,7 @@ export class JwtTwoFactorGuard extends AuthGuard(JWT_TWO_FACTOR_STRATEGY) {
     user: TUser | false,
     _info: unknown,
     context: ExecutionContext,
+    _status?: unknown,
   ): TUser {
     if (err instanceof HttpException && err.getStatus() === HttpStatus.SERVICE_UNAVAILABLE) {
       setResponseHeader(context.switchToHttp().getResponse(), 'Retry-After', '1');

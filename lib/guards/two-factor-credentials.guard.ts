@@ -1,8 +1,10 @@
-import { HttpException, Injectable, type ExecutionContext } from '@nestjs/common';
+import { Injectable, Optional, type ExecutionContext } from '@nestjs/common';
 import { AuthGuard } from '@nestjs/passport';
 import type { Account } from '../accounts/account.entity.js';
 import { invalidCredentials, RetryAfterException, setResponseHeader } from '../common/http.util.js';
+import { TwoFactorStrategy } from '../strategies/two-factor.strategy.js';
 import { TWO_FACTOR_STRATEGY } from '../two-factor-auth.constants.js';
+import { authenticateWith } from './passport-authenticate.util.js';
 
 /**
  * Runs the credentials strategy (username + password + second factor): for applications that
@@ -11,11 +13,29 @@ import { TWO_FACTOR_STRATEGY } from '../two-factor-auth.constants.js';
  */
 @Injectable()
 export class TwoFactorCredentialsGuard extends AuthGuard(TWO_FACTOR_STRATEGY) {
+  constructor(@Optional() private readonly strategy?: TwoFactorStrategy) {
+    super();
+  }
+
+  override async canActivate(context: ExecutionContext): Promise<boolean> {
+    const http = context.switchToHttp();
+    const request = http.getRequest<{ user?: unknown }>();
+    request.user = await authenticateWith(
+      this.strategy ?? TWO_FACTOR_STRATEGY,
+      request,
+      http.getResponse(),
+      (err, user, info, status) =>
+        this.handleRequest(err, user as Account | false, info, context, status),
+    );
+    return true;
+  }
+
   override handleRequest<TUser = Account>(
     err: unknown,
     user: TUser | false,
     _info: unknown,
     context: ExecutionContext,
+    _status?: unknown,
   ): TUser {
     if (err instanceof RetryAfterException) {
       setResponseHeader(
@@ -24,7 +44,6 @@ export class TwoFactorCredentialsGuard extends AuthGuard(TWO_FACTOR_STRATEGY) {
         String(err.retryAfterSeconds),
       );
     }
-    if (err instanceof HttpException) throw err;
     if (err) throw err;
     if (!user) throw invalidCredentials();
     return user;

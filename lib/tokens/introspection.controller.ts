@@ -21,7 +21,8 @@ import {
   ApiTags,
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
-import { IsNotEmpty, IsOptional, IsString, MaxLength } from 'class-validator';
+import { IsNotEmpty, IsString, MaxLength } from 'class-validator';
+import { OptionalField } from '../common/optional-field.decorator.js';
 import { setResponseHeader } from '../common/http.util.js';
 import { TwoFactorExceptionFilter } from '../common/two-factor-exception.filter.js';
 import { validateBody } from '../common/validate-body.util.js';
@@ -39,7 +40,7 @@ export class IntrospectionRequestDto {
   token!: string;
 
   @ApiPropertyOptional({ enum: ['access_token', 'refresh_token'] })
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @MaxLength(32)
   token_type_hint?: string;

@@ -142,7 +142,7 @@ export class TokenRoutes {
       return;
     }
     const { token } = validateBody(RevokeRequestDto, ['token', 'token_type_hint'], body);
-    if (token === undefined) await this.tokens.revokeFamily(account.familyId, 'logout');
+    if (token == null) await this.tokens.revokeFamily(account.familyId, 'logout');
     else await this.tokens.revokeToken(token, account.id);
   }
 }

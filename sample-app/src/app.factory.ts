@@ -8,7 +8,7 @@ import helmet from 'helmet';
 import { TwoFactorExceptionFilter, validateTwoFactorAuthOptions } from 'nestjs-rest-2fa';
 import { AppModule, twoFactorOptions } from './app.module.js';
 import type { AppConfig } from './config/app.config.js';
-import { strictValidationPipe } from './validation.pipe.js';
+import { RefuseReservedKeysPipe, strictValidationPipe } from './validation.pipe.js';
 
 /** Largest JSON body accepted, in bytes; login and sign-up bodies are far smaller. */
 export const BODY_LIMIT_BYTES = 16 * 1024;
@@ -64,7 +64,7 @@ export async function createApp(
     if (trustProxy !== undefined) expressApp.set('trust proxy', trustProxy);
     app = expressApp;
   }
-  app.useGlobalPipes(strictValidationPipe());
+  app.useGlobalPipes(new RefuseReservedKeysPipe(), strictValidationPipe());
   app.useGlobalFilters(new TwoFactorExceptionFilter(app.get(HttpAdapterHost)));
   app.enableShutdownHooks();
   setUpOpenApi(app);

@@ -81,6 +81,7 @@ describe('the packed npm tarball', () => {
     } catch (error) {
       throw new Error(
         `The fresh app does not compile:\n${(error as { stdout?: string }).stdout ?? String(error)}`,
+        { cause: error },
       );
     }
   }, 240_000);

@@ -13,7 +13,7 @@ export class TwoFactorAuthInit1764201600000 implements MigrationInterface {
         columns: [
           c.uuid('id', { isPrimary: true }),
           c.varchar('username', 255),
-          c.varchar('username_key', 255),
+          c.exactVarchar('username_key', 255),
           c.varchar('password_hash', 255),
           c.bool('disabled', { default: false }),
           c.varchar('second_factor', 16, { default: "'secret-key'" }),

@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsNotEmpty, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { IsNotEmpty, IsString, Matches, MaxLength } from 'class-validator';
+import { OptionalField } from '../../common/optional-field.decorator.js';
 
 /** No NUL or other C0 control characters (matching them is the point of these patterns). */
 // eslint-disable-next-line no-control-regex
@@ -17,7 +18,7 @@ export class TokenRequestDto {
   username!: string;
 
   @ApiProperty({ example: 'correct horse battery staple', maxLength: 1024 })
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @MaxLength(1024)
   @Matches(NO_NUL, { message: 'password must not contain NUL characters' })
@@ -28,7 +29,7 @@ export class TokenRequestDto {
     example: 'q3J8xXoVbQ9w2m1ZrT5yKc7uNf0dHgLs4aPeWiBjY6E',
     maxLength: 256,
   })
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @MaxLength(256)
   @Matches(NO_CONTROL, { message: 'secretKey must not contain control characters' })
@@ -39,7 +40,7 @@ export class TokenRequestDto {
     example: '123456',
     maxLength: 16,
   })
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @MaxLength(16)
   @Matches(/^\d*$/, { message: 'otp must contain digits only' })
@@ -50,7 +51,7 @@ export class TokenRequestDto {
     example: 'K7QM-2XHD-9PTA-WC4E',
     maxLength: 64,
   })
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @MaxLength(64)
   @Matches(NO_CONTROL, { message: 'recoveryCode must not contain control characters' })
@@ -71,14 +72,14 @@ export class RevokeRequestDto {
   @ApiPropertyOptional({
     description: 'The token to revoke (access or refresh); default: the Bearer token',
   })
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @IsNotEmpty()
   @MaxLength(8192)
   token?: string;
 
   @ApiPropertyOptional({ enum: ['access_token', 'refresh_token'] })
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @MaxLength(32)
   token_type_hint?: string;
