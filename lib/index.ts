@@ -51,6 +51,7 @@ export { TwoFactorStrategy } from './strategies/two-factor.strategy.js';
 export { JwtTwoFactorStrategy } from './strategies/jwt-two-factor.strategy.js';
 export { JwtTwoFactorGuard } from './guards/jwt-two-factor.guard.js';
 export { TwoFactorCredentialsGuard } from './guards/two-factor-credentials.guard.js';
+export { TokenThrottlerGuard } from './guards/token-throttler.guard.js';
 export { CurrentAccount } from './decorators/current-account.decorator.js';
 export { Public, IS_PUBLIC_KEY } from './decorators/public.decorator.js';
 export { ErrorResponseDto, TokenPairDto } from './tokens/dto/token-request.dto.js';

@@ -95,7 +95,6 @@ const INTERNAL: Provider[] = [
     inject: [REDIS_CLIENT],
   },
   TwoFactorExceptionFilter,
-  TokenThrottlerGuard,
   PasswordHasher,
   LoginService,
   LockoutService,
@@ -114,6 +113,7 @@ const PUBLIC: Provider[] = [
   JwtTwoFactorStrategy,
   JwtTwoFactorGuard,
   TwoFactorCredentialsGuard,
+  TokenThrottlerGuard,
 ];
 
 /**
@@ -132,6 +132,8 @@ const PUBLIC: Provider[] = [
     AccessTokenVerifier,
     RevocationView,
     KeyRing,
+    getOptionsToken(),
+    getStorageToken(),
   ],
 })
 export class TwoFactorAuthModule extends ConfigurableModuleClass {

@@ -78,6 +78,16 @@ export function resolveTwoFactorAuthOptions(raw: unknown): ResolvedTwoFactorAuth
   const opts = plainObject('', raw) as Partial<TwoFactorAuthModuleOptions> &
     Record<string, unknown>;
   noUnknown('', opts, TOP_LEVEL);
+  for (const extra of ['routes', 'isGlobal'] as const) {
+    if (extra in opts) {
+      throw new TwoFactorAuthConfigError(
+        extra,
+        'decides which controllers and providers exist, so it cannot come from an async factory: pass it to forRootAsync({ ..., ' +
+          extra +
+          ' }) itself.',
+      );
+    }
+  }
   const d = TWO_FACTOR_AUTH_DEFAULTS;
 
   if (typeof opts.issuer !== 'string' || opts.issuer.trim() === '' || opts.issuer.length > 512) {

@@ -139,7 +139,8 @@ export interface TwoFactorPasswordOptions {
    */
   minLength?: number;
   /**
-   * Longest password accepted (bytes of UTF-8 are not truncated: longer input is refused).
+   * Longest password accepted, in characters (Unicode code points). Nothing is truncated:
+   * a longer password is refused.
    * @default 128
    */
   maxLength?: number;

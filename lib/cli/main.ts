@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TwoFactorAuthConfigError } from '../two-factor-auth.options-validation.js';
@@ -48,6 +48,11 @@ export function run(
     if (command === 'generate') {
       const set = { keys: [generateKey(values.alg ?? 'ES256', values.kid)] };
       if (values.out) {
+        if (existsSync(values.out)) {
+          throw new UsageError(
+            `${values.out} exists; use \`keys rotate ${values.out}\` to add a key to it`,
+          );
+        }
         writeJwkSet(values.out, set);
         out(`Wrote ${values.out} (kid ${set.keys[0].kid}). Point JWT_KEYS_FILE at it.`);
       } else {

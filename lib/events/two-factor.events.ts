@@ -20,7 +20,6 @@ export interface TwoFactorEventMap {
       | 'replayed-code';
   };
   'account.locked': { usernameHash: string; seconds: number };
-  'account.unlocked': { usernameHash: string };
   'token.issued': { accountId: string; jti: string; familyId: string };
   'token.refreshed': { accountId: string; jti: string; familyId: string };
   'token.revoked': { jtis: string[]; accountId: string | null; reason: string };

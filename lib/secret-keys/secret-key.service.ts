@@ -1,4 +1,5 @@
-import { Injectable } from '@nestjs/common';
+import { ConflictException, Injectable, NotFoundException } from '@nestjs/common';
+import { Account } from '../accounts/account.entity.js';
 import { InjectRepository } from '@nestjs/typeorm';
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { EntityManager, Repository } from 'typeorm';
@@ -83,6 +84,23 @@ export class SecretKeyService {
    * token of the account: the old key and everything obtained with it stop working.
    */
   async rotate(accountId: string): Promise<string> {
+    const account = await this.keys.manager
+      .getRepository(Account)
+      .findOne({ where: { id: accountId } });
+    if (!account) throw new NotFoundException('No such account');
+    if (account.secondFactor !== 'secret-key') {
+      throw new ConflictException(
+        'This account logs in with TOTP codes; turn TOTP off to get a secret key',
+      );
+    }
+    return this.replace(accountId);
+  }
+
+  /**
+   * Gives the account a new key whatever its mode (used when TOTP is turned off), revoking
+   * every token of the account. Returns the key in plain text.
+   */
+  async replace(accountId: string): Promise<string> {
     const secretKey = this.generate();
     const keyHash = this.hash(secretKey);
     const updated = await this.keys.update({ accountId }, { keyHash, createdAt: Date.now() });

@@ -15,6 +15,7 @@ import { InjectTwoFactorOptions } from '../common/inject.decorators.js';
 import { AuditEvents } from '../events/audit-events.service.js';
 import { SecretKey } from '../secret-keys/secret-key.entity.js';
 import { SecretKeyService } from '../secret-keys/secret-key.service.js';
+import { TokenService } from '../tokens/token.service.js';
 import type {
   ResolvedTotpOptions,
   ResolvedTwoFactorAuthOptions,
@@ -60,6 +61,7 @@ export class TotpService {
     @InjectTwoFactorOptions() options: ResolvedTwoFactorAuthOptions,
     private readonly secretKeys: SecretKeyService,
     private readonly events: AuditEvents,
+    private readonly tokens: TokenService,
   ) {
     this.credentials = dataSource.getRepository(TotpCredential);
     this.recovery = dataSource.getRepository(RecoveryCode);
@@ -101,7 +103,8 @@ export class TotpService {
 
   /**
    * Confirms enrolment with a valid code: from now on the account logs in with TOTP codes, its
-   * secret key is deleted, and the returned recovery codes (shown once) replace it as backup.
+   * secret key is deleted, the returned recovery codes (shown once) replace it as backup, and
+   * every token of the account is revoked (log in again with a code).
    * @throws 401 for a wrong code, 404 when no enrolment is pending.
    */
   async confirm(accountId: string, otp: string): Promise<string[]> {
@@ -113,23 +116,28 @@ export class TotpService {
     await this.accounts.update({ id: accountId }, { secondFactor: 'totp', updatedAt: Date.now() });
     await this.credentials.manager.getRepository(SecretKey).delete({ accountId });
     const codes = await this.replaceRecoveryCodes(accountId);
+    // A change of factor ends every session, this one included (ASVS 7.4.3).
+    await this.tokens.revokeAllForAccount(accountId, 'second-factor-changed');
     this.events.emit('totp.enabled', { accountId });
     return codes;
   }
 
   /**
-   * Turns TOTP off after a valid code, and returns a fresh secret key (the second factor again).
+   * Turns TOTP off after a valid code, revokes every token of the account, and returns a fresh
+   * secret key (the second factor again).
    * @throws 401 for a wrong code, 404 when TOTP is not active.
    */
   async disable(accountId: string, otp: string): Promise<string> {
     await this.requireValidCode(accountId, otp);
-    await this.credentials.delete({ accountId });
-    await this.recovery.delete({ accountId });
+    // The new key first: if anything fails after it, the account still has a usable factor.
     await this.accounts.update(
       { id: accountId },
       { secondFactor: 'secret-key', updatedAt: Date.now() },
     );
-    const secretKey = await this.secretKeys.create(accountId);
+    const secretKey = await this.secretKeys.replace(accountId);
+    await this.credentials.delete({ accountId });
+    await this.recovery.delete({ accountId });
+    await this.tokens.revokeAllForAccount(accountId, 'second-factor-changed');
     this.events.emit('totp.disabled', { accountId });
     return secretKey;
   }
@@ -250,11 +258,11 @@ export class TotpService {
   }
 }
 
-/** 16 characters from an unambiguous alphabet (80 bits), as XXXX-XXXX-XXXX-XXXX. */
+/** 25 characters of a 32-letter unambiguous alphabet (125 bits), as 5 groups of 5. */
 function newRecoveryCode(): string {
-  const bytes = randomBytes(16);
+  const bytes = randomBytes(25);
   const chars = [...bytes].map((b) => RECOVERY_ALPHABET[b % RECOVERY_ALPHABET.length]).join('');
-  return chars.match(/.{4}/g)!.join('-');
+  return chars.match(/.{5}/g)!.join('-');
 }
 
 function wrongCode(): HttpException {

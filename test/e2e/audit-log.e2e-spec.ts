@@ -69,11 +69,13 @@ describe('audit events and logs', () => {
     secrets.push(confirmOtp, ...confirmed.body.recoveryCodes);
     const loginOtp = totpAt(secret, step);
     secrets.push(loginOtp);
-    await running
+    const totpLogin = await running
       .http()
       .post('/auth/token')
       .send({ username: account.username, password: account.password, otp: loginOtp })
       .expect(200);
+    secrets.push(totpLogin.body.access_token, totpLogin.body.refresh_token);
+    const auth4 = { Authorization: `Bearer ${totpLogin.body.access_token}` };
     await running
       .http()
       .post('/auth/token')
@@ -88,11 +90,17 @@ describe('audit events and logs', () => {
     const off = await running
       .http()
       .delete('/me/totp')
-      .set(auth3)
+      .set(auth4)
       .send({ otp: offOtp })
       .expect(200);
     secrets.push(off.body.secretKey);
-    await running.http().post('/auth/revoke').set(auth3).expect(204);
+    const last = await logIn(running, { ...account, secretKey: off.body.secretKey });
+    secrets.push(last.access_token, last.refresh_token);
+    await running
+      .http()
+      .post('/auth/revoke')
+      .set({ Authorization: `Bearer ${last.access_token}` })
+      .expect(204);
 
     for (const wrong of ['wrong password 1', 'wrong password 2', 'wrong password 3']) {
       secrets.push(wrong);

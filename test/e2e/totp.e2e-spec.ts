@@ -30,24 +30,30 @@ describe.each(databases())('TOTP second factor on %s', (kind) => {
   async function enrol() {
     const account = await signUp(running);
     const { access_token } = await logIn(running, account);
-    const auth = { Authorization: `Bearer ${access_token}` };
-    const started = await running.http().post('/me/totp').set(auth).expect(200);
+    const before = { Authorization: `Bearer ${access_token}` };
+    const started = await running.http().post('/me/totp').set(before).expect(200);
     const secret = base32Decode(started.body.secret);
     const step = await freshStep();
     const confirmed = await running
       .http()
       .post('/me/totp/confirm')
-      .set(auth)
+      .set(before)
       .send({ otp: totpAt(secret, step - 1) })
       .expect(200);
-    return {
-      account,
-      auth,
-      secret,
-      step,
-      enrolment: started.body,
-      recoveryCodes: confirmed.body.recoveryCodes as string[],
-    };
+    const recoveryCodes = confirmed.body.recoveryCodes as string[];
+    // Confirming ends every session; log in again with the last recovery code.
+    await running.http().get('/me').set(before).expect(401);
+    const again = await running
+      .http()
+      .post('/auth/token')
+      .send({
+        username: account.username,
+        password: account.password,
+        recoveryCode: recoveryCodes[9],
+      })
+      .expect(200);
+    const auth = { Authorization: `Bearer ${again.body.access_token}` };
+    return { account, auth, secret, step, enrolment: started.body, recoveryCodes };
   }
 
   const login = (body: object) => running.http().post('/auth/token').send(body);
@@ -90,14 +96,19 @@ describe.each(databases())('TOTP second factor on %s', (kind) => {
       .expect(200);
     expect(confirmed.body.recoveryCodes).toHaveLength(10);
     expect(new Set(confirmed.body.recoveryCodes).size).toBe(10);
-    // The secret key is no longer a factor.
-    await login({
-      username: account.username,
-      password: account.password,
-      secretKey: account.secretKey,
-    }).expect(401);
-    const status = await running.http().get('/me/totp').set(auth).expect(200);
+    for (const code of confirmed.body.recoveryCodes) {
+      expect(code).toMatch(/^([A-Z2-9]{5}-){4}[A-Z2-9]{5}$/);
+    }
+    // The secret key is no longer a factor, and the session that enrolled has ended.
+    const creds = { username: account.username, password: account.password };
+    await login({ ...creds, secretKey: account.secretKey }).expect(401);
+    await running.http().get('/me/totp').set(auth).expect(401);
+    const again = await login({ ...creds, otp: totpAt(secret, step + 1) }).expect(200);
+    const fresh = { Authorization: `Bearer ${again.body.access_token}` };
+    const status = await running.http().get('/me/totp').set(fresh).expect(200);
     expect(status.body).toEqual({ enabled: true, pending: false, recoveryCodesRemaining: 10 });
+    // A key rotation makes no sense for a TOTP account.
+    await running.http().post('/me/secret-key').set(fresh).expect(409);
   });
 
   it('accepts each code once, refuses replays and old steps, and each recovery code once', async () => {
@@ -119,7 +130,7 @@ describe.each(databases())('TOTP second factor on %s', (kind) => {
       recoveryCode: recoveryCodes[2],
     }).expect(401);
     const status = await running.http().get('/me/totp').set(auth).expect(200);
-    expect(status.body.recoveryCodesRemaining).toBe(8);
+    expect(status.body.recoveryCodesRemaining).toBe(7);
 
     // Basic credentials with X-OTP work too.
     await running
@@ -163,9 +174,14 @@ describe.each(databases())('TOTP second factor on %s', (kind) => {
       .send({ otp: totpAt(secret, step + 1) })
       .expect(200);
     expect(off.body.secretKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    await logIn(running, { ...creds, secretKey: off.body.secretKey });
+    await running.http().get('/me').set(auth).expect(401);
+    const back = await logIn(running, { ...creds, secretKey: off.body.secretKey });
     await login({ ...creds, recoveryCode: fresh.body.recoveryCodes[1] }).expect(401);
-    const status = await running.http().get('/me/totp').set(auth).expect(200);
+    const status = await running
+      .http()
+      .get('/me/totp')
+      .set({ Authorization: `Bearer ${back.access_token}` })
+      .expect(200);
     expect(status.body).toEqual({ enabled: false, pending: false, recoveryCodesRemaining: 0 });
   });
 

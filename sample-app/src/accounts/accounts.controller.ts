@@ -1,13 +1,14 @@
-import { Body, Controller, Header, HttpCode, HttpStatus, Post } from '@nestjs/common';
+import { Body, Controller, Header, HttpCode, HttpStatus, Post, UseGuards } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
   ApiConflictResponse,
   ApiCreatedResponse,
+  ApiTooManyRequestsResponse,
   ApiOperation,
   ApiServiceUnavailableResponse,
   ApiTags,
 } from '@nestjs/swagger';
-import { AccountService, ErrorResponseDto, Public } from 'nestjs-rest-2fa';
+import { AccountService, ErrorResponseDto, Public, TokenThrottlerGuard } from 'nestjs-rest-2fa';
 import { CreateAccountDto, CreatedAccountDto } from './create-account.dto.js';
 
 @ApiTags('accounts')
@@ -17,6 +18,8 @@ export class AccountsController {
 
   @Post()
   @Public()
+  // Sign-up hashes a password too: it shares the per-client budget of the token routes.
+  @UseGuards(TokenThrottlerGuard)
   @HttpCode(HttpStatus.CREATED)
   @Header('Cache-Control', 'no-store')
   @ApiOperation({
@@ -28,6 +31,7 @@ export class AccountsController {
     type: ErrorResponseDto,
   })
   @ApiConflictResponse({ description: 'The username is taken', type: ErrorResponseDto })
+  @ApiTooManyRequestsResponse({ description: 'Throttled; see Retry-After', type: ErrorResponseDto })
   @ApiServiceUnavailableResponse({ description: 'Database unavailable', type: ErrorResponseDto })
   async create(@Body() body: CreateAccountDto): Promise<CreatedAccountDto> {
     const { account, secretKey } = await this.accounts.create(body.username, body.password);

@@ -2,16 +2,20 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The `sample-app/` folder, found from this file whether it runs from source or from `dist/`. */
+/**
+ * The repository's `sample-app/` folder, found from this file whether it runs from source
+ * (`sample-app/src/config`) or from the build (`dist/sample-app/src/config`): the nearest
+ * ancestor holding `package.json` is the repository root.
+ */
 function findSampleAppDir(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, 'sample-app');
-    if (existsSync(join(candidate, 'src'))) return candidate;
+  while (!existsSync(join(dir, 'package.json'))) {
     const parent = dirname(dir);
-    if (parent === dir) throw new Error('Cannot find the sample-app folder');
+    if (parent === dir)
+      throw new Error('Cannot find the repository root (no package.json above the sample app)');
     dir = parent;
   }
+  return join(dir, 'sample-app');
 }
 
 export const SAMPLE_APP_DIR = findSampleAppDir();
