@@ -1,0 +1,597 @@
+/**
+ * `npm run bench`: guard cost, issuance under load, micro-benchmarks and scale figures, written
+ * to BENCHMARKS.md. Every server runs in its own child process in production mode; autocannon
+ * runs here. Variants are interleaved round by round and each ratio is taken within a round.
+ * `--help` lists the flags.
+ */
+import { fork } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { MicroResults } from './micro.js';
+import { FixtureProcess } from './support/fixture.js';
+import { generateJwk, writeJwks } from './support/keys.js';
+import { expectStatus, flood, hammer, login, probe, type LoadResult } from './support/load.js';
+import { HELP, parseOptions, type BenchOptions } from './support/options.js';
+import { findProfile, summariseProfile } from './support/profile.js';
+import { printSummary, writeReport } from './support/report.js';
+import {
+  roundRatios,
+  seriesById,
+  type BenchReport,
+  type FloodRound,
+  type ScaleFixture,
+  type Series,
+  type Target,
+} from './support/results.js';
+import { seedIssuedTokens } from './support/seed.js';
+import { fmtInt, fmtMs, fmtRatio, median, sleep } from './support/stats.js';
+import type { TwoFactorJwsAlgorithm } from '../lib/index.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** dist/bench/run.js → the repository root. */
+const REPO = resolve(HERE, '..', '..');
+const TWO_FACTOR_APP = new URL('./fixtures/two-factor-app.js', import.meta.url);
+const STOCK_APP = new URL('./fixtures/stock-app.js', import.meta.url);
+const MICRO = new URL('./micro.js', import.meta.url);
+/** RevocationView re-reads this much before its cursor (SYNC_OVERLAP_MS) every syncInterval. */
+const VIEW_OVERLAP_MS = 5000 + 2 * 500;
+
+const log = (line: string) => console.log(line);
+
+/** A route under load: its fixture, path and headers. */
+interface Variant {
+  id: string;
+  label: string;
+  openId?: string;
+  url: string;
+  headers: Record<string, string>;
+}
+
+interface TwoFactorFixture {
+  fixture: FixtureProcess;
+  token: string;
+  credentials: { username: string; password: string; secretKey: string };
+  database: string;
+}
+
+async function startTwoFactor(
+  name: string,
+  dir: string,
+  alg: TwoFactorJwsAlgorithm,
+  execArgv: string[] = [],
+  env: Record<string, string> = {},
+): Promise<TwoFactorFixture> {
+  const database = join(dir, `${name}.sqlite`);
+  const keysFile = writeJwks(join(dir, `${name}-jwks.json`), [generateJwk(alg, `${name}-key`)]);
+  const fixture = await FixtureProcess.start(name, TWO_FACTOR_APP, {
+    env: { BENCH_DB: database, BENCH_KEYS_FILE: keysFile, ...env },
+    execArgv,
+  });
+  const credentials = {
+    username: fixture.info.username as string,
+    password: fixture.info.password as string,
+    secretKey: fixture.info.secretKey as string,
+  };
+  const token = await login(fixture.url(''), credentials);
+  await checkGuard(fixture, token);
+  return { fixture, token, credentials, database };
+}
+
+async function startStock(
+  execArgv: string[] = [],
+): Promise<{ fixture: FixtureProcess; token: string }> {
+  const fixture = await FixtureProcess.start('stock', STOCK_APP, { execArgv });
+  const token = fixture.info.token as string;
+  await checkGuard(fixture, token);
+  return { fixture, token };
+}
+
+/** The open route answers, the guarded one refuses no token and accepts the real one. */
+async function checkGuard(fixture: FixtureProcess, token: string): Promise<void> {
+  await expectStatus(fixture.url('/open'), 200);
+  await expectStatus(fixture.url('/guarded'), 401);
+  await expectStatus(fixture.url('/guarded'), 401, { authorization: 'Bearer x.y.z' });
+  await expectStatus(fixture.url('/guarded'), 200, { authorization: `Bearer ${token}` });
+}
+
+function routes(id: string, label: string, fixture: FixtureProcess, token: string): Variant[] {
+  return [
+    {
+      id: `${id}.open`,
+      label: `${label}: unguarded GET /open`,
+      url: fixture.url('/open'),
+      headers: {},
+    },
+    {
+      id: `${id}.guarded`,
+      label: `${label}: guarded GET /guarded`,
+      openId: `${id}.open`,
+      url: fixture.url('/guarded'),
+      headers: { authorization: `Bearer ${token}` },
+    },
+  ];
+}
+
+/**
+ * Warms every variant, then measures them round by round, rotating the order each round so
+ * that no variant always runs first or last. Returns one series per variant.
+ */
+async function measureRounds(variants: Variant[], options: BenchOptions): Promise<Series[]> {
+  const load = (v: Variant, duration: number) =>
+    hammer(v.url, { connections: options.connections, duration, headers: v.headers });
+  for (const v of variants) await load(v, options.warmup);
+  const series: Series[] = variants.map((v) => ({
+    id: v.id,
+    label: v.label,
+    openId: v.openId,
+    runs: [],
+  }));
+  for (let round = 0; round < options.rounds; round++) {
+    const shift = round % variants.length;
+    const order = [...variants.slice(shift), ...variants.slice(0, shift)];
+    const results = new Map<string, LoadResult>();
+    for (const v of order) {
+      await sleep(250);
+      const result = await load(v, options.duration);
+      results.set(v.id, result);
+      log(
+        `  round ${round + 1}/${options.rounds}  ${v.label.padEnd(44)} ${fmtInt(result.rps).padStart(8)} req/s  p50 ${fmtMs(result.p50)}  p99 ${fmtMs(result.p99)}`,
+      );
+    }
+    for (const s of series) s.runs.push(results.get(s.id)!);
+  }
+  return series;
+}
+
+async function runMicroChild(options: BenchOptions): Promise<MicroResults> {
+  const child = fork(fileURLToPath(MICRO), [], {
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      BENCH_MICRO_MS: String(options.microMs),
+      BENCH_MICRO_REVOKED: String(options.scaleRevoked),
+    },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return new Promise((resolvePromise, reject) => {
+    let results: MicroResults | undefined;
+    child.on('message', (m) => {
+      results = (m as { results: MicroResults }).results;
+    });
+    child.on('exit', (code) =>
+      results ? resolvePromise(results) : reject(new Error(`micro-benchmarks exited with ${code}`)),
+    );
+  });
+}
+
+async function runHttp(dir: string, options: BenchOptions, report: BenchReport): Promise<void> {
+  log('\nHTTP: starting fixtures (ES256, HS256, stock recipe)…');
+  const [es256, hs256, stock] = await Promise.all([
+    startTwoFactor('es256', dir, 'ES256'),
+    startTwoFactor('hs256', dir, 'HS256'),
+    startStock(),
+  ]);
+  try {
+    const variants = [
+      ...routes('es256', 'JwtTwoFactorGuard ES256', es256.fixture, es256.token),
+      ...routes('hs256', 'JwtTwoFactorGuard HS256', hs256.fixture, hs256.token),
+      ...routes('stock', "stock AuthGuard('jwt') HS256", stock.fixture, stock.token),
+    ];
+    log(
+      `HTTP: ${options.rounds} round(s) × ${variants.length} variants × ${options.duration} s, -c ${options.connections}`,
+    );
+    report.http = { series: await measureRounds(variants, options) };
+  } finally {
+    await Promise.all([es256.fixture.stop(), hs256.fixture.stop(), stock.fixture.stop()]);
+  }
+}
+
+/**
+ * Logins the server had accepted when the flood stopped are still being hashed: wait for
+ * them (about one login latency) so that the next idle measurement is idle.
+ */
+async function drain(flooded: LoadResult): Promise<void> {
+  await sleep(Math.min(10_000, 1000 + 1.5 * flooded.p99));
+}
+
+/** Probe idle, then probe during a login flood, per round, on one two-factor fixture. */
+async function floodRounds(
+  target: TwoFactorFixture,
+  options: BenchOptions,
+  rounds: number,
+  onWindow?: (phase: 'idle' | 'busy', edge: 'start' | 'end') => Promise<void>,
+): Promise<FloodRound[]> {
+  const { fixture, token, credentials } = target;
+  const guarded = fixture.url('/guarded');
+  const headers = { authorization: `Bearer ${token}` };
+  const floodSpec = {
+    connections: options.floodConnections,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(credentials),
+  };
+  // Warm-up: the probe's sockets and JIT, and the login path (argon2 memory, statements).
+  await probe(guarded, { rate: options.probeRate, duration: options.warmup, headers });
+  const warm = flood(fixture.url('/auth/token'), floodSpec);
+  await sleep(options.warmup * 1000);
+  await drain(await warm.stop());
+
+  const results: FloodRound[] = [];
+  for (let round = 0; round < rounds; round++) {
+    await sleep(500);
+    await fixture.stats({ resetDelay: true });
+    await onWindow?.('idle', 'start');
+    const idle = await probe(guarded, {
+      rate: options.probeRate,
+      duration: options.duration,
+      headers,
+    });
+    await onWindow?.('idle', 'end');
+    const idleStats = await fixture.stats({ resetDelay: true });
+
+    const running = flood(fixture.url('/auth/token'), floodSpec);
+    await sleep(500);
+    await fixture.stats({ resetDelay: true });
+    await onWindow?.('busy', 'start');
+    const busy = await probe(guarded, {
+      rate: options.probeRate,
+      duration: options.duration,
+      headers,
+    });
+    await onWindow?.('busy', 'end');
+    const busyStats = await fixture.stats({ resetDelay: true });
+    const logins = await running.stop();
+    await drain(logins);
+    results.push({
+      idle,
+      busy,
+      logins,
+      idleLoopDelayP99: idleStats.eventLoopDelay.p99,
+      busyLoopDelayP99: busyStats.eventLoopDelay.p99,
+    });
+    log(
+      `  round ${round + 1}/${rounds}  probe p99 idle ${fmtMs(idle.p99)}, during flood ${fmtMs(busy.p99)} (${fmtRatio(busy.p99 / idle.p99)}); ${fmtInt(logins.rps)} logins/s`,
+    );
+  }
+  return results;
+}
+
+async function runFlood(dir: string, options: BenchOptions, report: BenchReport): Promise<void> {
+  log(
+    `\nIssuance under load: ${options.floodConnections} concurrent logins on /auth/token, probe ${options.probeRate} req/s on /guarded`,
+  );
+  const target = await startTwoFactor('flood', dir, 'ES256');
+  try {
+    report.flood = {
+      probeRate: options.probeRate,
+      floodConnections: options.floodConnections,
+      rounds: await floodRounds(target, options, options.rounds),
+    };
+  } finally {
+    await target.fixture.stop();
+  }
+}
+
+async function runScale(dir: string, options: BenchOptions, report: BenchReport): Promise<void> {
+  const specs = [
+    { name: 'scale-small', rows: 10, revoked: 10 },
+    { name: 'scale-large', rows: options.scaleRows, revoked: options.scaleRevoked },
+  ];
+  log(
+    `\nScale: ${specs.map((s) => `${s.name} (${fmtInt(s.rows)} rows, ${fmtInt(s.revoked)} of them revoked)`).join(', ')}`,
+  );
+  const fixtures = await Promise.all(specs.map((s) => startTwoFactor(s.name, dir, 'ES256')));
+  try {
+    const before = await Promise.all(fixtures.map((f) => f.fixture.stats({ gc: true })));
+    let lastRevokedAt = 0;
+    const seeded = specs.map((spec, i) => {
+      const { fixture, database } = fixtures[i];
+      const seed = seedIssuedTokens(database, {
+        accountId: fixture.info.accountId as string,
+        issuer: fixture.info.issuer as string,
+        kid: fixture.info.kid as string,
+        rows: spec.rows - spec.revoked,
+        revoked: spec.revoked,
+      });
+      lastRevokedAt = Math.max(lastRevokedAt, seed.lastRevokedAt);
+      log(`  seeded ${spec.name}: ${fmtInt(spec.rows)} rows in ${seed.seconds.toFixed(1)} s`);
+      return seed;
+    });
+    // The revocation view picks the revoked rows up on its next sync…
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const sizes = await Promise.all(fixtures.map((f) => f.fixture.stats()));
+      if (sizes.every((s, i) => (s.revokedInView ?? 0) >= specs[i].revoked)) break;
+      if (Date.now() > deadline)
+        throw new Error('the revocation views did not load the revoked rows');
+      await sleep(250);
+    }
+    // …and re-reads them while they are inside its sync overlap; measure after that.
+    if (options.settleScale) {
+      const wait = lastRevokedAt + VIEW_OVERLAP_MS + 1500 - Date.now();
+      if (wait > 0) {
+        log(
+          `  waiting ${(wait / 1000).toFixed(1)} s for the revocation views' sync overlap to pass`,
+        );
+        await sleep(wait);
+      }
+    }
+    const after = await Promise.all(fixtures.map((f) => f.fixture.stats({ gc: true })));
+    if (!after[0].gcExposed)
+      log('  (no --expose-gc in the fixtures: heap figures include garbage)');
+
+    const variants = fixtures.flatMap((f, i) =>
+      routes(specs[i].name, specs[i].name, f.fixture, f.token),
+    );
+    const series = await measureRounds(variants, options);
+    report.scale = {
+      fixtures: specs.map((spec, i): ScaleFixture => ({
+        name: spec.name,
+        rows: seeded[i].totalRows,
+        revoked: spec.revoked,
+        revokedInView: after[i].revokedInView ?? 0,
+        seedSeconds: seeded[i].seconds,
+        heapBefore: before[i].heapUsed,
+        heapAfter: after[i].heapUsed,
+        open: series.find((s) => s.id === `${spec.name}.open`)!,
+        guarded: series.find((s) => s.id === `${spec.name}.guarded`)!,
+      })),
+    };
+  } finally {
+    await Promise.all(fixtures.map((f) => f.fixture.stop()));
+  }
+}
+
+function evaluateTargets(report: BenchReport): Target[] {
+  const targets: Target[] = [];
+  if (report.http) {
+    const stock = seriesById(report.http, 'stock.guarded');
+    for (const alg of ['es256', 'hs256']) {
+      const guarded = seriesById(report.http, `${alg}.guarded`);
+      const open = seriesById(report.http, `${alg}.open`);
+      const vsOpen = roundRatios(guarded, open).median;
+      targets.push({
+        id: `guard-cost-${alg}`,
+        name: `${alg.toUpperCase()} guarded route (revocation on) vs the unguarded route, req/s`,
+        goal: '≥ 0.85x',
+        value: vsOpen,
+        display: fmtRatio(vsOpen),
+        pass: vsOpen >= 0.85,
+      });
+      const vsStock = roundRatios(guarded, stock).median;
+      targets.push({
+        id: `vs-stock-${alg}`,
+        name: `${alg.toUpperCase()} guarded route vs the stock AuthGuard('jwt') route, req/s`,
+        goal: '≥ 3x',
+        value: vsStock,
+        display: fmtRatio(vsStock),
+        pass: vsStock >= 3,
+      });
+    }
+  }
+  if (report.flood) {
+    const ratio = median(report.flood.rounds.map((r) => r.busy.p99 / r.idle.p99));
+    targets.push({
+      id: 'flood-p99',
+      name: 'p99 of the guarded route during the login flood vs idle',
+      goal: '≤ 2x',
+      value: ratio,
+      display: fmtRatio(ratio),
+      pass: ratio <= 2,
+    });
+  }
+  return targets;
+}
+
+/**
+ * CPU profiles (`node --cpu-prof`) of the fixtures, cut to the load windows with the fixture's
+ * monotonic clock, for the targets that were missed.
+ */
+async function runProfiles(dir: string, options: BenchOptions, report: BenchReport): Promise<void> {
+  const failed = new Set(
+    report.targets.filter((t) => !t.pass).map((t) => t.id.replace(/-(es|hs)256$/, '')),
+  );
+  const always = options.profile === 'always';
+  const profileDir = (name: string) => {
+    const path = join(dir, `profile-${name}`);
+    mkdirSync(path, { recursive: true });
+    return path;
+  };
+  const windowed = async (
+    fixture: FixtureProcess,
+    windows: { label: string; url: string; headers: Record<string, string> }[],
+  ) => {
+    const marks: { label: string; from: number; to: number; requests: number }[] = [];
+    for (const w of windows) {
+      await hammer(w.url, {
+        connections: options.connections,
+        duration: options.warmup,
+        headers: w.headers,
+      });
+    }
+    for (const w of windows) {
+      const from = await fixture.mark();
+      const result = await hammer(w.url, {
+        connections: options.connections,
+        duration: options.duration,
+        headers: w.headers,
+      });
+      const to = await fixture.mark();
+      marks.push({ label: w.label, from, to, requests: result.requests });
+    }
+    return marks;
+  };
+
+  if (always || failed.has('guard-cost') || failed.has('vs-stock')) {
+    log('\nProfiling the ES256 fixture under load (node --cpu-prof)…');
+    const dirEs = profileDir('es256');
+    const es = await startTwoFactor('profile-es256', dir, 'ES256', [
+      '--cpu-prof',
+      `--cpu-prof-dir=${dirEs}`,
+    ]);
+    const auth = { authorization: `Bearer ${es.token}` };
+    const marks = await windowed(es.fixture, [
+      { label: 'GET /open', url: es.fixture.url('/open'), headers: {} },
+      { label: 'GET /guarded', url: es.fixture.url('/guarded'), headers: auth },
+    ]);
+    await es.fixture.stop();
+    const file = findProfile(dirEs);
+    report.profiles.push({
+      title: `JwtTwoFactorGuard (ES256) fixture, -c ${options.connections}, ${options.duration} s per route`,
+      summaries: marks.map((m) => ({
+        label: m.label,
+        summary: summariseProfile(file, m.requests, m.from, m.to),
+      })),
+      diff: { a: 'GET /guarded', b: 'GET /open' },
+      unit: 'request',
+    });
+  }
+  if (always || failed.has('vs-stock')) {
+    log('Profiling the stock recipe fixture under load…');
+    const dirStock = profileDir('stock');
+    const stock = await startStock(['--cpu-prof', `--cpu-prof-dir=${dirStock}`]);
+    const marks = await windowed(stock.fixture, [
+      { label: 'GET /open', url: stock.fixture.url('/open'), headers: {} },
+      {
+        label: 'GET /guarded',
+        url: stock.fixture.url('/guarded'),
+        headers: { authorization: `Bearer ${stock.token}` },
+      },
+    ]);
+    await stock.fixture.stop();
+    const file = findProfile(dirStock);
+    report.profiles.push({
+      title: `stock AuthGuard('jwt') fixture, -c ${options.connections}, ${options.duration} s per route`,
+      summaries: marks.map((m) => ({
+        label: m.label,
+        summary: summariseProfile(file, m.requests, m.from, m.to),
+      })),
+      diff: { a: 'GET /guarded', b: 'GET /open' },
+      unit: 'request',
+    });
+  }
+  if (always || failed.has('flood-p99')) {
+    log('Profiling the login flood (node --cpu-prof)…');
+    const dirFlood = profileDir('flood');
+    const target = await startTwoFactor('profile-flood', dir, 'ES256', [
+      '--cpu-prof',
+      `--cpu-prof-dir=${dirFlood}`,
+    ]);
+    const windows: Record<string, { from: number; to: number }> = {};
+    const rounds = await floodRounds(target, options, 1, async (phase, edge) => {
+      const at = await target.fixture.mark();
+      windows[phase] = { ...windows[phase], [edge === 'start' ? 'from' : 'to']: at } as {
+        from: number;
+        to: number;
+      };
+    });
+    await target.fixture.stop();
+    const file = findProfile(dirFlood);
+    const [round] = rounds;
+    report.profiles.push({
+      title: `login flood (${options.floodConnections} connections on POST /auth/token), main thread, per login`,
+      summaries: [
+        {
+          label: 'flood window',
+          summary: summariseProfile(
+            file,
+            (round.logins.rps * (windows.busy.to - windows.busy.from)) / 1e6,
+            windows.busy.from,
+            windows.busy.to,
+          ),
+        },
+      ],
+      unit: 'login',
+    });
+
+    // Does limiting argon2's parallelism keep the event loop responsive on this machine?
+    log('Diagnostic: the same flood with UV_THREADPOOL_SIZE=1 (argon2 on one thread)…');
+    const single = await startTwoFactor('flood-pool1', dir, 'ES256', [], {
+      UV_THREADPOOL_SIZE: '1',
+    });
+    try {
+      const r = (await floodRounds(single, options, 1))[0];
+      report.diagnostics.push({
+        title: 'Login flood with UV_THREADPOOL_SIZE=1 (argon2 hashes one at a time)',
+        lines: [
+          `probe p99 idle ${fmtMs(r.idle.p99)}, during the flood ${fmtMs(r.busy.p99)} (${fmtRatio(r.busy.p99 / r.idle.p99)}); ${fmtInt(r.logins.rps)} logins/s; event-loop delay p99 idle ${fmtMs(r.idleLoopDelayP99)}, flood ${fmtMs(r.busyLoopDelayP99)}`,
+        ],
+      });
+    } finally {
+      await single.fixture.stop();
+    }
+  }
+}
+
+function commandLine(args: readonly string[]): string {
+  if (process.env.npm_lifecycle_event === 'bench') {
+    return `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`;
+  }
+  return `node dist/bench/run.js${args.length ? ` ${args.join(' ')}` : ''}`;
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const parsed = parseOptions(args, process.env, join(REPO, 'BENCHMARKS.md'));
+  if (parsed === 'help') {
+    log(HELP);
+    return;
+  }
+  const options = parsed;
+  const dir = mkdtempSync(join(tmpdir(), 'tfa-bench-'));
+  const report: BenchReport = {
+    startedAt: new Date(),
+    command: commandLine(args),
+    mode: options.mode,
+    rounds: options.rounds,
+    duration: options.duration,
+    connections: options.connections,
+    loadBefore: loadavg(),
+    targets: [],
+    profiles: [],
+    diagnostics: [],
+  };
+  log(
+    `nestjs-rest-2fa benchmarks (${options.mode}): ${options.rounds} round(s) of ${options.duration} s, -c ${options.connections}; temp ${dir}`,
+  );
+  try {
+    const timed = async (name: string, section: () => Promise<void>) => {
+      const t0 = Date.now();
+      await section();
+      log(`  (${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    };
+    if (options.sections.includes('micro')) {
+      log('\nMicro-benchmarks…');
+      await timed('micro-benchmarks', async () => {
+        report.micro = await runMicroChild(options);
+      });
+    }
+    if (options.sections.includes('http')) await timed('HTTP', () => runHttp(dir, options, report));
+    if (options.sections.includes('flood')) {
+      await timed('issuance under load', () => runFlood(dir, options, report));
+    }
+    if (options.sections.includes('scale'))
+      await timed('scale', () => runScale(dir, options, report));
+    report.targets = evaluateTargets(report);
+    if (
+      options.profile === 'always' ||
+      (options.profile === 'auto' && report.targets.some((t) => !t.pass))
+    ) {
+      await runProfiles(dir, options, report);
+    }
+    report.finishedAt = new Date();
+    report.loadAfter = loadavg();
+    writeReport(report, options.out, REPO);
+    printSummary(report, options.out, REPO);
+  } finally {
+    if (options.keepTemp) log(`Kept ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+  process.exit(1);
+});

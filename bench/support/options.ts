@@ -1,0 +1,134 @@
+/** Command-line flags and environment variables of `npm run bench`. */
+
+export type Section = 'micro' | 'http' | 'flood' | 'scale';
+export const ALL_SECTIONS: readonly Section[] = ['micro', 'http', 'flood', 'scale'];
+
+export interface BenchOptions {
+  /** `full`, `quick` (shorter rounds) or `smoke` (one tiny round of everything, for CI). */
+  mode: 'full' | 'quick' | 'smoke';
+  rounds: number;
+  /** Seconds per measured autocannon run. */
+  duration: number;
+  /** Seconds of unrecorded load per variant before the first round. */
+  warmup: number;
+  connections: number;
+  /** Milliseconds per micro-benchmark sample (3 samples, median). */
+  microMs: number;
+  /** Concurrent login requests of the flood. */
+  floodConnections: number;
+  /** Requests per second of the latency probe on the guarded route. */
+  probeRate: number;
+  /** IssuedToken rows and revoked-but-unexpired tokens of the large scale fixture. */
+  scaleRows: number;
+  scaleRevoked: number;
+  /** Wait until the revocation view's sync overlap has passed before measuring. */
+  settleScale: boolean;
+  /** `auto`: profile only when a target is missed (not in smoke mode). */
+  profile: 'auto' | 'always' | 'never';
+  sections: Section[];
+  /** Where the report is written (BENCHMARKS.md at the repository root by default). */
+  out: string;
+  keepTemp: boolean;
+}
+
+const HELP = `Usage: npm run bench -- [flags]   (or: node dist/bench/run.js [flags])
+
+  --quick              shorter rounds (3 rounds of 3 s)            env BENCH_QUICK=1
+  --smoke              one 0.5 s round of everything, tiny scale   env BENCH_SMOKE=1
+  --rounds=N           rounds per comparison (default 3)           env BENCH_ROUNDS
+  --duration=S         seconds per measured run (default 10)       env BENCH_DURATION
+  --connections=N      autocannon connections (default 50)         env BENCH_CONNECTIONS
+  --only=a,b           sections among micro,http,flood,scale
+  --profile / --no-profile
+                       CPU-profile the fixtures (default: only when a target is missed)
+  --out=FILE           report file (default BENCHMARKS.md)
+  --keep               keep the temporary folder (databases, keys, CPU profiles)
+`;
+
+function positive(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
+  return value;
+}
+
+export function parseOptions(
+  argv: readonly string[],
+  env: Record<string, string | undefined>,
+  defaultOut: string,
+): BenchOptions | 'help' {
+  const flags = new Map<string, string>();
+  for (const arg of argv) {
+    if (arg === '-h' || arg === '--help') return 'help';
+    const match = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
+    if (!match) throw new Error(`Unknown argument ${arg}\n\n${HELP}`);
+    flags.set(match[1], match[2] ?? 'true');
+  }
+  const known = [
+    'quick',
+    'smoke',
+    'rounds',
+    'duration',
+    'connections',
+    'only',
+    'profile',
+    'no-profile',
+    'out',
+    'keep',
+  ];
+  for (const name of flags.keys()) {
+    if (!known.includes(name)) throw new Error(`Unknown flag --${name}\n\n${HELP}`);
+  }
+  const truthy = (v: string | undefined) => v !== undefined && v !== '' && v !== '0';
+  const mode =
+    flags.has('smoke') || truthy(env.BENCH_SMOKE)
+      ? 'smoke'
+      : flags.has('quick') || truthy(env.BENCH_QUICK)
+        ? 'quick'
+        : 'full';
+  const preset = {
+    full: { rounds: 3, duration: 10, warmup: 3, microMs: 500 },
+    quick: { rounds: 3, duration: 3, warmup: 1, microMs: 200 },
+    smoke: { rounds: 1, duration: 0.5, warmup: 0.3, microMs: 20 },
+  }[mode];
+  const sections = flags.has('only')
+    ? flags
+        .get('only')!
+        .split(',')
+        .map((s) => {
+          if (!ALL_SECTIONS.includes(s as Section)) {
+            throw new Error(`--only takes ${ALL_SECTIONS.join(', ')}; got ${s}`);
+          }
+          return s as Section;
+        })
+    : [...ALL_SECTIONS];
+  return {
+    mode,
+    rounds: Math.round(
+      positive('--rounds', flags.get('rounds') ?? env.BENCH_ROUNDS, preset.rounds),
+    ),
+    duration: positive('--duration', flags.get('duration') ?? env.BENCH_DURATION, preset.duration),
+    warmup: preset.warmup,
+    connections: Math.round(
+      positive('--connections', flags.get('connections') ?? env.BENCH_CONNECTIONS, 50),
+    ),
+    microMs: preset.microMs,
+    floodConnections: mode === 'smoke' ? 4 : 16,
+    probeRate: 200,
+    scaleRows: mode === 'smoke' ? 1_000 : 1_000_000,
+    scaleRevoked: mode === 'smoke' ? 100 : 100_000,
+    settleScale: mode !== 'smoke',
+    profile: flags.has('no-profile')
+      ? 'never'
+      : flags.has('profile')
+        ? 'always'
+        : mode === 'smoke'
+          ? 'never'
+          : 'auto',
+    sections,
+    out: flags.get('out') ?? defaultOut,
+    keepTemp: flags.has('keep'),
+  };
+}
+
+export { HELP };
