@@ -200,7 +200,14 @@ export function resolveTwoFactorAuthOptions(raw: unknown): ResolvedTwoFactorAuth
   };
 
   const pw = plainObject('password', opts.password ?? {});
-  noUnknown('password', pw, ['memoryCost', 'timeCost', 'parallelism', 'minLength', 'maxLength']);
+  noUnknown('password', pw, [
+    'memoryCost',
+    'timeCost',
+    'parallelism',
+    'concurrency',
+    'minLength',
+    'maxLength',
+  ]);
   const password = {
     memoryCost: integer('password.memoryCost', pw.memoryCost, d.password.memoryCost, {
       min: 1024,
@@ -210,6 +217,10 @@ export function resolveTwoFactorAuthOptions(raw: unknown): ResolvedTwoFactorAuth
     parallelism: integer('password.parallelism', pw.parallelism, d.password.parallelism, {
       min: 1,
       max: 16,
+    }),
+    concurrency: integer('password.concurrency', pw.concurrency, d.password.concurrency, {
+      min: 1,
+      max: 64,
     }),
     minLength: integer('password.minLength', pw.minLength, d.password.minLength, {
       min: 8,

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import type { Redis } from 'ioredis';
 
 /**
@@ -133,6 +134,13 @@ export interface TwoFactorPasswordOptions {
    * @default 1
    */
   parallelism?: number;
+  /**
+   * How many argon2 hashes run at once; more wait in line. Each takes a thread and
+   * `memoryCost` KiB: running more than the machine has cores adds no logins per second and
+   * starves the event loop (and with it every other request) of CPU.
+   * @default max(1, number of CPUs - 1)
+   */
+  concurrency?: number;
   /**
    * Shortest password accepted when an account is created or its password changed.
    * @default 8
@@ -351,6 +359,7 @@ export const TWO_FACTOR_AUTH_DEFAULTS = Object.freeze({
     memoryCost: 19456,
     timeCost: 2,
     parallelism: 1,
+    concurrency: Math.max(1, availableParallelism() - 1),
     minLength: 8,
     maxLength: 128,
   }),

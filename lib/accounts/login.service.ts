@@ -58,8 +58,8 @@ export class LoginService {
   async authenticate(credentials: LoginCredentials): Promise<Account> {
     const { key } = normaliseUsername(credentials.username);
     const usernameHash = createHash('sha256').update(key, 'utf8').digest('hex');
-    const [lockedFor, account] = await Promise.all([
-      this.lockout.lockedFor(key),
+    const [{ lockedFor, hasFailures }, account] = await Promise.all([
+      this.lockout.state(key),
       this.accounts.findOne({ where: { usernameKey: key } }),
     ]);
     const [keyRow, totpRow] = account
@@ -120,7 +120,8 @@ export class LoginService {
       }
       throw invalidCredentials();
     }
-    await this.lockout.reset(key);
+    // Most logins have no failures on record: no write for them.
+    if (hasFailures) await this.lockout.reset(key);
     if (this.hasher.needsRehash(account.passwordHash)) {
       const passwordHash = await this.hasher.hash(credentials.password!);
       await this.accounts.update({ id: account.id }, { passwordHash });

@@ -11,6 +11,8 @@ import type { ResolvedTwoFactorAuthOptions } from '../two-factor-auth.options.js
 @Injectable()
 export class PasswordHasher implements OnModuleInit {
   private dummyHash = '';
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
 
   constructor(@InjectTwoFactorOptions() private readonly options: ResolvedTwoFactorAuthOptions) {}
 
@@ -21,13 +23,15 @@ export class PasswordHasher implements OnModuleInit {
 
   hash(password: string): Promise<string> {
     const { memoryCost, timeCost, parallelism } = this.options.password;
-    return argon2.hash(password, { type: argon2.argon2id, memoryCost, timeCost, parallelism });
+    return this.limit(() =>
+      argon2.hash(password, { type: argon2.argon2id, memoryCost, timeCost, parallelism }),
+    );
   }
 
   /** Checks `password` against `hash`; with no hash, pays the same cost and fails. */
   async verify(hash: string | null, password: string): Promise<boolean> {
     try {
-      const ok = await argon2.verify(hash ?? this.dummyHash, password);
+      const ok = await this.limit(() => argon2.verify(hash ?? this.dummyHash, password));
       return ok && hash !== null;
     } catch {
       return false;
@@ -41,6 +45,23 @@ export class PasswordHasher implements OnModuleInit {
       return argon2.needsRehash(hash, { memoryCost, timeCost, parallelism });
     } catch {
       return true;
+    }
+  }
+
+  /** Runs `work` when fewer than `password.concurrency` hashes are running (first come, first served). */
+  private async limit<T>(work: () => Promise<T>): Promise<T> {
+    if (this.running >= this.options.password.concurrency) {
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    } else {
+      this.running++;
+    }
+    try {
+      return await work();
+    } finally {
+      // Hand the slot straight to the next in line, or free it.
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
     }
   }
 }

@@ -22,9 +22,20 @@ export class LockoutService {
 
   /** Seconds until the username unlocks, or 0 when it is not locked. */
   async lockedFor(usernameKey: string, now = Date.now()): Promise<number> {
-    if (!this.options.lockout) return 0;
+    return (await this.state(usernameKey, now)).lockedFor;
+  }
+
+  /** Seconds until the username unlocks (0: not locked), and whether failures are on record. */
+  async state(
+    usernameKey: string,
+    now = Date.now(),
+  ): Promise<{ lockedFor: number; hasFailures: boolean }> {
+    if (!this.options.lockout) return { lockedFor: 0, hasFailures: false };
     const row = await this.attempts.findOne({ where: { usernameHash: hashKey(usernameKey) } });
-    return row && row.lockedUntil > now ? Math.ceil((row.lockedUntil - now) / 1000) : 0;
+    return {
+      lockedFor: row && row.lockedUntil > now ? Math.ceil((row.lockedUntil - now) / 1000) : 0,
+      hasFailures: row !== null,
+    };
   }
 
   /**
