@@ -15,6 +15,8 @@ export const BODY_LIMIT_BYTES = 16 * 1024;
 
 interface CreateAppOptions {
   logger?: LoggerService | LogLevel[] | false;
+  /** Serve Swagger UI at /docs (default true). */
+  openApi?: boolean;
 }
 
 /**
@@ -24,7 +26,7 @@ interface CreateAppOptions {
  */
 export async function createApp(
   config: AppConfig,
-  { logger }: CreateAppOptions = {},
+  { logger, openApi = true }: CreateAppOptions = {},
 ): Promise<INestApplication> {
   // Bad keys or options stop the start here, before anything connects to the database.
   validateTwoFactorAuthOptions(twoFactorOptions(config));
@@ -40,7 +42,13 @@ export async function createApp(
       // Fastify takes a hop count too, though its types omit it.
       trustProxy: (parseTrustProxy(config.trustProxy) ?? false) as boolean | string,
     });
-    const fastifyApp = await NestFactory.create<NestFastifyApplication>(module, adapter, common);
+    // JSON only: no form parser from Nest (bodyParser: false) and not Fastify's own text/plain
+    // parser, which would hand the routes a string they were never meant to see.
+    adapter.getInstance().removeContentTypeParser('text/plain');
+    const fastifyApp = await NestFactory.create<NestFastifyApplication>(module, adapter, {
+      ...common,
+      bodyParser: false,
+    });
     await fastifyApp.register(fastifyHelmet as never);
     app = fastifyApp;
   } else {
@@ -67,7 +75,7 @@ export async function createApp(
   app.useGlobalPipes(new RefuseReservedKeysPipe(), strictValidationPipe());
   app.useGlobalFilters(new TwoFactorExceptionFilter(app.get(HttpAdapterHost)));
   app.enableShutdownHooks();
-  setUpOpenApi(app);
+  if (openApi) setUpOpenApi(app);
   return app;
 }
 

@@ -6,7 +6,7 @@
  */
 import type { Response } from 'supertest';
 import { performance } from 'node:perf_hooks';
-import { databases } from '../support/servers.js';
+import { setups } from '../support/servers.js';
 import {
   createSuiteEnvironment,
   logIn,
@@ -47,7 +47,7 @@ function expectCleanError(res: Response, allowed: number[]) {
 
 const STRONG = 'correct horse battery staple';
 
-describe.each(databases())('strict input on %s', (kind) => {
+describe.each(setups())('strict input on %s with %s', (kind, adapter) => {
   let suite: SuiteEnvironment;
   let running: RunningApp;
   let account: Awaited<ReturnType<typeof signUp>>;
@@ -66,7 +66,10 @@ describe.each(databases())('strict input on %s', (kind) => {
   });
 
   beforeAll(async () => {
-    suite = await createSuiteEnvironment(kind, { LOCKOUT_MAX_ATTEMPTS: '3' });
+    suite = await createSuiteEnvironment(kind, {
+      LOCKOUT_MAX_ATTEMPTS: '3',
+      HTTP_ADAPTER: adapter,
+    });
     running = await startSampleApp(suite.env);
     account = await signUp(running);
   });

@@ -1,5 +1,5 @@
 import { createLocalJWKSet, jwtVerify, decodeProtectedHeader } from 'jose';
-import { databases } from '../support/servers.js';
+import { setups } from '../support/servers.js';
 import {
   createSuiteEnvironment,
   logIn,
@@ -9,12 +9,12 @@ import {
   type SuiteEnvironment,
 } from '../support/sample-app.harness.js';
 
-describe.each(databases())('login flow on %s', (kind) => {
+describe.each(setups())('login flow on %s with %s', (kind, adapter) => {
   let suite: SuiteEnvironment;
   let running: RunningApp;
 
   beforeAll(async () => {
-    suite = await createSuiteEnvironment(kind);
+    suite = await createSuiteEnvironment(kind, { HTTP_ADAPTER: adapter });
     running = await startSampleApp(suite.env);
   });
   afterAll(async () => {

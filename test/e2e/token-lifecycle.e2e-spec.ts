@@ -1,6 +1,6 @@
 import type { FindOptionsWhere } from 'typeorm';
 import { AccountService, IssuedToken, TokenService } from '../../lib/index.js';
-import { databases } from '../support/servers.js';
+import { setups } from '../support/servers.js';
 import {
   createSuiteEnvironment,
   logIn,
@@ -17,12 +17,12 @@ function claimsOf(token: string): { jti: string; sub: string; exp: number; iat: 
   return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
 }
 
-describe.each(databases())('token lifecycle on %s', (kind) => {
+describe.each(setups())('token lifecycle on %s with %s', (kind, adapter) => {
   let suite: SuiteEnvironment;
   let running: RunningApp;
 
   beforeAll(async () => {
-    suite = await createSuiteEnvironment(kind);
+    suite = await createSuiteEnvironment(kind, { HTTP_ADAPTER: adapter });
     running = await startSampleApp(suite.env);
   });
   afterAll(async () => {

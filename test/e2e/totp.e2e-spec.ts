@@ -1,4 +1,4 @@
-import { databases } from '../support/servers.js';
+import { setups } from '../support/servers.js';
 import {
   createSuiteEnvironment,
   logIn,
@@ -11,12 +11,13 @@ import { base32Decode, freshStep, totpAt } from '../support/totp.js';
 
 const TOTP_KEY = 'suite:' + Buffer.alloc(32, 7).toString('base64');
 
-describe.each(databases())('TOTP second factor on %s', (kind) => {
+describe.each(setups())('TOTP second factor on %s with %s', (kind, adapter) => {
   let suite: SuiteEnvironment;
   let running: RunningApp;
 
   beforeAll(async () => {
     suite = await createSuiteEnvironment(kind, {
+      HTTP_ADAPTER: adapter,
       TOTP_ENCRYPTION_KEYS: TOTP_KEY,
       LOCKOUT_MAX_ATTEMPTS: '50',
     });

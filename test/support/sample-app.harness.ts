@@ -26,7 +26,9 @@ export async function startSampleApp(
   logger: LoggerService | LogLevel[] | false = false,
 ): Promise<RunningApp> {
   const config = loadAppConfig({ PORT: '0', ...env });
-  const app = await createApp(config, { logger });
+  // Swagger UI on Fastify needs @fastify/static, which Jest cannot load (a CommonJS package
+  // requiring ES modules); the suites that run the built app as a process cover /docs there.
+  const app = await createApp(config, { logger, openApi: config.httpAdapter !== 'fastify' });
   await app.listen(0, '127.0.0.1');
   const address = app.getHttpServer().address() as { port: number };
   const url = `http://127.0.0.1:${address.port}`;

@@ -21,6 +21,17 @@ export function databases(): DatabaseKind[] {
   return ALL_DATABASES.filter(isAvailable);
 }
 
+/** The HTTP adapters the sample app runs on. */
+export type AdapterKind = 'express' | 'fastify';
+
+/** Every available database on Express, and on Fastify too: `describe.each(setups())`. */
+export function setups(): [DatabaseKind, AdapterKind][] {
+  return databases().flatMap((kind): [DatabaseKind, AdapterKind][] => [
+    [kind, 'express'],
+    [kind, 'fastify'],
+  ]);
+}
+
 /** A fresh, empty database for one suite, and how to drop it afterwards. */
 export interface TestDatabase {
   kind: DatabaseKind;
