@@ -1,5 +1,6 @@
-import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { generateKey } from '../../lib/cli/keys.command.js';
 import type { TwoFactorJwk, TwoFactorJwsAlgorithm } from '../../lib/index.js';
 
 export const ALL_ALGORITHMS: readonly TwoFactorJwsAlgorithm[] = [
@@ -18,30 +19,18 @@ export const ALL_ALGORITHMS: readonly TwoFactorJwsAlgorithm[] = [
   'EdDSA',
 ];
 
-const CURVES: Record<string, string> = { ES256: 'P-256', ES384: 'P-384', ES512: 'P-521' };
+/** RSA keys are costly to make: one 2048-bit key serves every RS and PS algorithm. */
+let rsaKey: KeyObject | undefined;
 
-/** Private keys are costly to make (RSA); one per kind is reused across algorithms. */
-const cache = new Map<string, KeyObject>();
-
-function privateKeyFor(alg: TwoFactorJwsAlgorithm): KeyObject {
-  const kind = alg.startsWith('RS') || alg.startsWith('PS') ? 'rsa' : alg === 'EdDSA' ? 'ed' : alg;
-  let key = cache.get(kind);
-  if (!key) {
-    if (kind === 'rsa') key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
-    else if (kind === 'ed') key = generateKeyPairSync('ed25519').privateKey;
-    else key = generateKeyPairSync('ec', { namedCurve: CURVES[alg] }).privateKey;
-    cache.set(kind, key);
-  }
-  return key;
+function sharedRsaKey(): KeyObject {
+  rsaKey ??= generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+  return rsaKey;
 }
 
-/** A fresh private JWK (an `oct` secret for HMAC) with `kid` and `alg`, made with node:crypto. */
+/** A fresh private JWK (an `oct` secret for HMAC) with `kid` and `alg`; RSA keys are shared. */
 export function generateJwk(alg: TwoFactorJwsAlgorithm, kid = `bench-${alg.toLowerCase()}`) {
-  if (alg.startsWith('HS')) {
-    const bytes = Number(alg.slice(2)) / 8;
-    return { kty: 'oct', k: randomBytes(bytes).toString('base64url'), kid, alg } as TwoFactorJwk;
-  }
-  const jwk = privateKeyFor(alg).export({ format: 'jwk' }) as { kty: string };
+  if (!alg.startsWith('RS') && !alg.startsWith('PS')) return generateKey(alg, kid);
+  const jwk = sharedRsaKey().export({ format: 'jwk' }) as { kty: string };
   return { ...jwk, kid, alg } as TwoFactorJwk;
 }
 

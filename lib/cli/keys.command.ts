@@ -12,8 +12,15 @@ export interface JwkSet {
 /** Thrown for a mistake on the command line; the CLI prints the message and exits with 2. */
 export class UsageError extends Error {}
 
-/** A new private key (or HMAC secret of the hash's length) for `alg`, with `kid`. */
-export function generateKey(alg: string, kid?: string): TwoFactorJwk {
+/**
+ * A new private key (or HMAC secret of the hash's length) for `alg`, with `kid`.
+ * RSA keys have 3072 bits unless `modulusLength` says otherwise (2048 is the least accepted).
+ */
+export function generateKey(
+  alg: string,
+  kid?: string,
+  { modulusLength = 3072 } = {},
+): TwoFactorJwk {
   if (!Object.hasOwn(ALGORITHMS, alg)) {
     throw new UsageError(
       `Unknown --alg "${alg}"; choose one of ${Object.keys(ALGORITHMS).join(', ')}`,
@@ -37,7 +44,7 @@ export function generateKey(alg: string, kid?: string): TwoFactorJwk {
       ? generateKeyPairSync('ec', { namedCurve: spec.crv! })
       : spec.family === 'EdDSA'
         ? generateKeyPairSync('ed25519')
-        : generateKeyPairSync('rsa', { modulusLength: 3072 });
+        : generateKeyPairSync('rsa', { modulusLength });
   return { ...(privateKey.export({ format: 'jwk' }) as { kty: string }), kid: id, alg: algorithm };
 }
 
