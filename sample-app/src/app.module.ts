@@ -79,6 +79,10 @@ export function twoFactorOptions(c: AppConfig, redis?: Redis): TwoFactorAuthModu
     accessTokenTtl: c.accessTokenTtl,
     refreshTokenTtl: c.refreshTokenTtl,
     clockTolerance: c.clockTolerance,
+    revocation: c.revocation,
+    ...(c.passwordConcurrency !== undefined
+      ? { password: { concurrency: c.passwordConcurrency } }
+      : {}),
     lockout: c.lockout,
     throttle: c.throttle,
     secretKeyPepper: loadSecretKeyPepper(c),

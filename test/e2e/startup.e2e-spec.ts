@@ -25,6 +25,8 @@ describe('sample app start-up checks', () => {
     ['REDIS_URL', 'http://localhost'],
     ['HTTP_ADAPTER', 'koa'],
     ['TOTP_ENCRYPTION_KEYS', 'k:short'],
+    ['REVOCATION_SYNC_INTERVAL', '10'],
+    ['PASSWORD_CONCURRENCY', '0'],
   ])('stops on a malformed %s and names it', (name, value) => {
     const { status, output } = start({ [name]: value });
     expect(status).toBe(1);

@@ -109,6 +109,27 @@ class EnvironmentVariables {
   CLOCK_TOLERANCE?: number;
 
   @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(50)
+  @Max(600000)
+  REVOCATION_SYNC_INTERVAL?: number;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(3600000)
+  REVOCATION_MAX_STALENESS?: number;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(64)
+  PASSWORD_CONCURRENCY?: number;
+
+  @IsOptional()
   @IsString()
   @MinLength(32, { message: 'SECRET_KEY_PEPPER must be at least 32 characters' })
   SECRET_KEY_PEPPER?: string;
@@ -169,6 +190,9 @@ export const ENVIRONMENT_VARIABLES = [
   'THROTTLE_LIMIT',
   'THROTTLE_TTL',
   'CLOCK_TOLERANCE',
+  'REVOCATION_SYNC_INTERVAL',
+  'REVOCATION_MAX_STALENESS',
+  'PASSWORD_CONCURRENCY',
   'SECRET_KEY_PEPPER',
   'TRUST_PROXY',
   'HTTP_ADAPTER',
@@ -191,6 +215,9 @@ export interface AppConfig {
   accessTokenTtl: number;
   refreshTokenTtl: number;
   clockTolerance: number;
+  /** Module `revocation` and `password.concurrency`; undefined keeps the module's default. */
+  revocation: { syncInterval?: number; maxStaleness?: number };
+  passwordConcurrency: number | undefined;
   lockout: { maxAttempts: number; seconds: number };
   throttle: { limit: number; ttl: number };
   secretKeyPepper: string | undefined;
@@ -245,6 +272,15 @@ export function loadAppConfig(env: Record<string, string | undefined>): AppConfi
     accessTokenTtl: vars.ACCESS_TOKEN_TTL ?? 900,
     refreshTokenTtl: vars.REFRESH_TOKEN_TTL ?? 604800,
     clockTolerance: vars.CLOCK_TOLERANCE ?? 5,
+    revocation: {
+      ...(vars.REVOCATION_SYNC_INTERVAL !== undefined
+        ? { syncInterval: vars.REVOCATION_SYNC_INTERVAL }
+        : {}),
+      ...(vars.REVOCATION_MAX_STALENESS !== undefined
+        ? { maxStaleness: vars.REVOCATION_MAX_STALENESS }
+        : {}),
+    },
+    passwordConcurrency: vars.PASSWORD_CONCURRENCY,
     lockout: { maxAttempts: vars.LOCKOUT_MAX_ATTEMPTS ?? 5, seconds: vars.LOCKOUT_SECONDS ?? 900 },
     throttle: { limit: vars.THROTTLE_LIMIT ?? 20, ttl: vars.THROTTLE_TTL ?? 60 },
     secretKeyPepper: vars.SECRET_KEY_PEPPER,
