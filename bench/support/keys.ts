@@ -1,23 +1,11 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { generateKey } from '../../lib/cli/keys.command.js';
+import { ALGORITHMS } from '../../lib/keys/jws.util.js';
 import type { TwoFactorJwk, TwoFactorJwsAlgorithm } from '../../lib/index.js';
 
-export const ALL_ALGORITHMS: readonly TwoFactorJwsAlgorithm[] = [
-  'HS256',
-  'HS384',
-  'HS512',
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-];
+/** Every algorithm the key ring supports, from the module's own table. */
+export const ALL_ALGORITHMS = Object.keys(ALGORITHMS) as readonly TwoFactorJwsAlgorithm[];
 
 /** RSA keys are costly to make: one 2048-bit key serves every RS and PS algorithm. */
 let rsaKey: KeyObject | undefined;

@@ -1,5 +1,6 @@
 import { BadRequestException } from '@nestjs/common';
 import type { LoginCredentials } from '../accounts/login.service.js';
+import { isEmptyBody, parseBasicCredentials } from '../common/http-basic.util.js';
 import { validateBody } from '../common/validate-body.util.js';
 import { TokenRequestDto } from '../tokens/dto/token-request.dto.js';
 
@@ -10,20 +11,10 @@ export interface CredentialsRequest {
 }
 
 const TOKEN_FIELDS = ['username', 'password', 'secretKey', 'otp', 'recoveryCode'] as const;
-const BASIC = /^basic +([A-Za-z0-9+/]+={0,2}) *$/i;
 
 function header(req: CredentialsRequest, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? undefined : value;
-}
-
-function isEmptyBody(body: unknown): boolean {
-  return (
-    body === undefined ||
-    body === null ||
-    body === '' ||
-    (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0)
-  );
 }
 
 /**
@@ -34,10 +25,8 @@ function isEmptyBody(body: unknown): boolean {
 export function parseCredentials(req: CredentialsRequest): LoginCredentials {
   const authorization = header(req, 'authorization');
   if (authorization !== undefined && /^basic\b/i.test(authorization)) {
-    const match = BASIC.exec(authorization);
-    const decoded = match ? Buffer.from(match[1], 'base64').toString('utf8') : '';
-    const colon = decoded.indexOf(':');
-    if (!match || colon < 1) throw new BadRequestException('Malformed Basic credentials');
+    const basic = parseBasicCredentials(authorization);
+    if (!basic) throw new BadRequestException('Malformed Basic credentials');
     if (!isEmptyBody(req.body)) {
       throw new BadRequestException(
         'Send credentials either in the body or as Basic credentials, not both',
@@ -47,8 +36,8 @@ export function parseCredentials(req: CredentialsRequest): LoginCredentials {
     const otp = header(req, 'x-otp');
     const recoveryCode = header(req, 'x-recovery-code');
     return validateBody(TokenRequestDto, TOKEN_FIELDS, {
-      username: decoded.slice(0, colon),
-      password: decoded.slice(colon + 1),
+      username: basic.user,
+      password: basic.password,
       ...(secretKey !== undefined ? { secretKey } : {}),
       ...(otp !== undefined ? { otp } : {}),
       ...(recoveryCode !== undefined ? { recoveryCode } : {}),

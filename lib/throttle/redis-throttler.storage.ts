@@ -1,5 +1,6 @@
 import { ThrottlerStorageService, type ThrottlerStorage } from '@nestjs/throttler';
 import type { Redis } from 'ioredis';
+import { withTimeout } from '../common/with-timeout.util.js';
 
 /**
  * Fixed-window counter: one INCR; the window is set on the first hit (and on a key that has
@@ -74,13 +75,4 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
   onApplicationShutdown(): void {
     this.fallback.onApplicationShutdown();
   }
-}
-
-/** `promise`, or a rejection after `ms` (the promise itself is left to settle on its own). */
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

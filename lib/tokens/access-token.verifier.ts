@@ -1,13 +1,12 @@
 import { Injectable, ServiceUnavailableException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { Account } from '../accounts/account.entity.js';
 import { InjectTwoFactorOptions } from '../common/inject.decorators.js';
 import { KeyRing } from '../keys/key-ring.js';
 import { ACCESS_TOKEN_TYP } from '../two-factor-auth.constants.js';
 import type { ResolvedTwoFactorAuthOptions } from '../two-factor-auth.options.js';
 import { checkClaims } from './claims.util.js';
-import { IssuedToken } from './issued-token.entity.js';
+import { findLiveRecord, type LiveRecord } from './token-record.util.js';
 import { RevocationView } from './revocation-view.service.js';
 import type { AuthenticatedAccount } from './token.types.js';
 
@@ -72,29 +71,14 @@ export class AccessTokenVerifier {
     const jws = this.keyRing.verify(token, ACCESS_TOKEN_TYP);
     const claims = jws && checkClaims(jws.payload, this.options);
     if (!jws || !claims) return null;
-    let row: (IssuedToken & { account: Account }) | null;
+    let row: LiveRecord | null;
     try {
-      row = (await this.dataSource.getRepository(IssuedToken).findOne({
-        where: { jti: claims.jti },
-        relations: { account: true },
-      })) as (IssuedToken & { account: Account }) | null;
+      row = await findLiveRecord(this.dataSource, claims, jws.header.kid, 'access');
     } catch {
       throw unavailable();
     }
-    const account = row?.account;
-    if (
-      !row ||
-      !account ||
-      row.type !== 'access' ||
-      row.sub !== claims.sub ||
-      row.kid !== jws.header.kid ||
-      row.exp !== claims.exp ||
-      row.revokedAt !== null ||
-      account.disabled ||
-      claims.iat < Math.floor(account.tokensValidAfter / 1000)
-    ) {
-      return null;
-    }
+    if (!row) return null;
+    const account = row.account;
     const principal: AuthenticatedAccount = {
       id: account.id,
       username: account.username,

@@ -23,6 +23,7 @@ import {
 } from '@nestjs/swagger';
 import { IsNotEmpty, IsString, MaxLength } from 'class-validator';
 import { OptionalField } from '../common/optional-field.decorator.js';
+import { parseBasicCredentials } from '../common/http-basic.util.js';
 import { setResponseHeader } from '../common/http.util.js';
 import { TwoFactorExceptionFilter } from '../common/two-factor-exception.filter.js';
 import { validateBody } from '../common/validate-body.util.js';
@@ -45,8 +46,6 @@ export class IntrospectionRequestDto {
   @MaxLength(32)
   token_type_hint?: string;
 }
-
-const BASIC = /^basic +([A-Za-z0-9+/]+={0,2}) *$/i;
 
 /** `POST <prefix>/introspect`: mounted with the token routes; 404 unless clients are configured. */
 @ApiTags('auth')
@@ -89,13 +88,8 @@ export class IntrospectionRoutes {
   ): Promise<IntrospectionResponse> {
     if (!this.introspection.enabled) throw new NotFoundException();
     setResponseHeader(response, 'Cache-Control', 'no-store');
-    const match = typeof authorization === 'string' ? BASIC.exec(authorization) : null;
-    const decoded = match ? Buffer.from(match[1], 'base64').toString('utf8') : '';
-    const colon = decoded.indexOf(':');
-    if (
-      colon < 1 ||
-      !this.introspection.authenticateClient(decoded.slice(0, colon), decoded.slice(colon + 1))
-    ) {
+    const client = parseBasicCredentials(authorization);
+    if (!client || !this.introspection.authenticateClient(client.user, client.password)) {
       setResponseHeader(response, 'WWW-Authenticate', 'Basic realm="introspection"');
       throw new HttpException(
         { statusCode: 401, message: 'Invalid client credentials', error: 'Unauthorized' },

@@ -2,13 +2,12 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { Account } from '../accounts/account.entity.js';
 import { InjectTwoFactorOptions } from '../common/inject.decorators.js';
 import { KeyRing } from '../keys/key-ring.js';
 import { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP } from '../two-factor-auth.constants.js';
 import type { ResolvedTwoFactorAuthOptions } from '../two-factor-auth.options.js';
 import { checkClaims } from './claims.util.js';
-import { IssuedToken } from './issued-token.entity.js';
+import { findLiveRecord } from './token-record.util.js';
 
 /** RFC 7662 §2.2 response. */
 export interface IntrospectionResponse {
@@ -60,24 +59,14 @@ export class IntrospectionService {
     const jws = access ?? this.keyRing.verify(token, REFRESH_TOKEN_TYP);
     const claims = jws && checkClaims(jws.payload, this.options);
     if (!jws || !claims) return inactive;
-    const row = await this.dataSource
-      .getRepository(IssuedToken)
-      .findOne({ where: { jti: claims.jti } });
-    const account =
-      row &&
-      (await this.dataSource.getRepository(Account).findOne({ where: { id: row.accountId } }));
-    const type = access ? 'access' : 'refresh';
-    if (
-      !row ||
-      !account ||
-      row.type !== type ||
-      row.sub !== claims.sub ||
-      row.revokedAt !== null ||
-      account.disabled ||
-      claims.iat < Math.floor(account.tokensValidAfter / 1000)
-    ) {
-      return inactive;
-    }
+    const row = await findLiveRecord(
+      this.dataSource,
+      claims,
+      jws.header.kid,
+      access ? 'access' : 'refresh',
+    );
+    if (!row) return inactive;
+    const account = row.account;
     return {
       active: true,
       token_type: access ? 'access_token' : 'refresh_token',

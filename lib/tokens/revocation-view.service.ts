@@ -7,6 +7,7 @@ import { Account } from '../accounts/account.entity.js';
 import { InjectTwoFactorOptions, InjectTwoFactorRedis } from '../common/inject.decorators.js';
 import type { ResolvedTwoFactorAuthOptions } from '../two-factor-auth.options.js';
 import { IssuedToken } from './issued-token.entity.js';
+import { withTimeout } from '../common/with-timeout.util.js';
 
 /** What one revocation changes: revoked `jti`s (with their `exp`) and account cut-offs. */
 export interface RevocationEvent {
@@ -225,13 +226,4 @@ function isRevocationMessage(value: unknown): value is RevocationEvent & { from:
     isPairList(v.tokens, 'string', 'number') &&
     isPairList(v.accounts, 'string', 'number')
   );
-}
-
-/** `promise`, or a rejection after `ms` (the promise itself is left to settle on its own). */
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

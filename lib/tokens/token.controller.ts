@@ -24,6 +24,7 @@ import {
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
 import type { Account } from '../accounts/account.entity.js';
+import { isEmptyBody } from '../common/http-basic.util.js';
 import { validateBody } from '../common/validate-body.util.js';
 import { TwoFactorExceptionFilter } from '../common/two-factor-exception.filter.js';
 import { CurrentAccount } from '../decorators/current-account.decorator.js';
@@ -133,11 +134,7 @@ export class TokenRoutes {
     @CurrentAccount() account: AuthenticatedAccount,
     @Body() body: unknown,
   ): Promise<void> {
-    const isEmpty =
-      body === undefined ||
-      body === null ||
-      (typeof body === 'object' && Object.keys(body).length === 0);
-    if (isEmpty) {
+    if (isEmptyBody(body)) {
       await this.tokens.revokeFamily(account.familyId, 'logout');
       return;
     }
