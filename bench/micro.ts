@@ -10,7 +10,8 @@ import { performance } from 'node:perf_hooks';
 import type { DataSource } from 'typeorm';
 import { KeyRing } from '../lib/keys/key-ring.js';
 import { AccessTokenVerifier } from '../lib/tokens/access-token.verifier.js';
-import { RevocationView } from '../lib/tokens/revocation-view.service.js';
+import { RevocationView } from '../lib/revocation/revocation-view.service.js';
+import type { RevocationLog } from '../lib/revocation/revocation-log.service.js';
 import { resolveTwoFactorAuthOptions } from '../lib/two-factor-auth.options-validation.js';
 import { ACCESS_TOKEN_TYP, type TwoFactorJwsAlgorithm } from '../lib/index.js';
 import { ALL_ALGORITHMS, generateJwk } from './support/keys.js';
@@ -105,10 +106,14 @@ async function benchRevocation(ms: number, largeView: number): Promise<MicroResu
   const dataSource = {
     getRepository: () => ({ find: async () => [], findOne: async () => row }),
   } as unknown as DataSource;
+  const log = {
+    now: async () => Date.now(),
+    since: async () => ({ tokens: [], accounts: [] }),
+  } as unknown as RevocationLog;
 
   const results: MicroResults['revocation'] = [];
   for (const size of [10, largeView]) {
-    const view = new RevocationView(dataSource, options, null);
+    const view = new RevocationView(log, options, null);
     await view.sync();
     const exp = payload.exp;
     await view.publish({

@@ -35,6 +35,8 @@ export { Account, type SecondFactorKind } from './accounts/account.entity.js';
 export { SecretKey } from './secret-keys/secret-key.entity.js';
 export { IssuedToken, type IssuedTokenType } from './tokens/issued-token.entity.js';
 export { LoginAttempt } from './lockout/login-attempt.entity.js';
+export { TokenFamily } from './tokens/token-family.entity.js';
+export { RevocationRecord, type RevocationKind } from './revocation/revocation-record.entity.js';
 export { AccountService, type CreatedAccount } from './accounts/account.service.js';
 export { SecretKeyService } from './secret-keys/secret-key.service.js';
 export { TokenService } from './tokens/token.service.js';
@@ -51,8 +53,17 @@ export { TwoFactorStrategy } from './strategies/two-factor.strategy.js';
 export { JwtTwoFactorStrategy } from './strategies/jwt-two-factor.strategy.js';
 export { JwtTwoFactorGuard } from './guards/jwt-two-factor.guard.js';
 export { TwoFactorCredentialsGuard } from './guards/two-factor-credentials.guard.js';
+export {
+  ReauthenticationGuard,
+  type ReauthenticationRequest,
+} from './guards/reauthentication.guard.js';
+export type { AccountFactors, LoginCredentials } from './accounts/login.service.js';
 export { TokenThrottlerGuard } from './guards/token-throttler.guard.js';
 export { CurrentAccount } from './decorators/current-account.decorator.js';
 export { Public, IS_PUBLIC_KEY } from './decorators/public.decorator.js';
-export { ErrorResponseDto, TokenPairDto } from './tokens/dto/token-request.dto.js';
+export {
+  ErrorResponseDto,
+  TokenPairDto,
+  ReauthenticationDto,
+} from './tokens/dto/token-request.dto.js';
 export { TwoFactorExceptionFilter } from './common/two-factor-exception.filter.js';

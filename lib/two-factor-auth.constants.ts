@@ -1,6 +1,9 @@
 import { Account } from './accounts/account.entity.js';
 import { TwoFactorAuthInit1764201600000 } from './database/migrations/init.migration.js';
 import { TwoFactorAuthTotp1764288000000 } from './database/migrations/totp.migration.js';
+import { TwoFactorAuthSecurity1764979200000 } from './database/migrations/security.migration.js';
+import { RevocationRecord } from './revocation/revocation-record.entity.js';
+import { TokenFamily } from './tokens/token-family.entity.js';
 import { RecoveryCode } from './totp/recovery-code.entity.js';
 import { TotpCredential } from './totp/totp-credential.entity.js';
 import { LoginAttempt } from './lockout/login-attempt.entity.js';
@@ -27,6 +30,8 @@ export const TWO_FACTOR_AUTH_ENTITIES = [
   Account,
   SecretKey,
   IssuedToken,
+  TokenFamily,
+  RevocationRecord,
   LoginAttempt,
   TotpCredential,
   RecoveryCode,
@@ -39,4 +44,5 @@ export const TWO_FACTOR_AUTH_ENTITIES = [
 export const TWO_FACTOR_AUTH_MIGRATIONS = [
   TwoFactorAuthInit1764201600000,
   TwoFactorAuthTotp1764288000000,
+  TwoFactorAuthSecurity1764979200000,
 ] as const;

@@ -12,6 +12,9 @@ import { TwoFactorCredentialsGuard } from './guards/two-factor-credentials.guard
 import { JwksController } from './keys/jwks.controller.js';
 import { KeyRing } from './keys/key-ring.js';
 import { LockoutService } from './lockout/lockout.service.js';
+import { IdentifierHasher } from './common/identifier-hasher.service.js';
+import { RevocationLog } from './revocation/revocation-log.service.js';
+import { ReauthenticationGuard } from './guards/reauthentication.guard.js';
 import { SecretKeyService } from './secret-keys/secret-key.service.js';
 import { JwtTwoFactorStrategy } from './strategies/jwt-two-factor.strategy.js';
 import { TwoFactorStrategy } from './strategies/two-factor.strategy.js';
@@ -19,7 +22,7 @@ import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
 import { AccessTokenVerifier } from './tokens/access-token.verifier.js';
 import { AuditEvents } from './events/audit-events.service.js';
 import { TotpService } from './totp/totp.service.js';
-import { RevocationView } from './tokens/revocation-view.service.js';
+import { RevocationView } from './revocation/revocation-view.service.js';
 import { createTokenController, routeClass } from './tokens/token.controller.js';
 import { IntrospectionRoutes } from './tokens/introspection.controller.js';
 import { IntrospectionService } from './tokens/introspection.service.js';
@@ -96,8 +99,9 @@ const INTERNAL: Provider[] = [
   },
   TwoFactorExceptionFilter,
   PasswordHasher,
-  LoginService,
   LockoutService,
+  IdentifierHasher,
+  RevocationLog,
   RevocationView,
   AccessTokenVerifier,
   AuditEvents,
@@ -113,6 +117,8 @@ const PUBLIC: Provider[] = [
   JwtTwoFactorStrategy,
   JwtTwoFactorGuard,
   TwoFactorCredentialsGuard,
+  ReauthenticationGuard,
+  LoginService,
   TokenThrottlerGuard,
 ];
 

@@ -303,6 +303,7 @@ function resolveTotp(raw: unknown, defaultIssuer: string): ResolvedTotpOptions {
     'period',
     'window',
     'recoveryCodes',
+    'enrolmentTtl',
   ]);
   const d = TWO_FACTOR_AUTH_DEFAULTS.totp;
   if (!Array.isArray(t.encryptionKeys) || t.encryptionKeys.length === 0) {
@@ -353,6 +354,10 @@ function resolveTotp(raw: unknown, defaultIssuer: string): ResolvedTotpOptions {
     recoveryCodes: integer('totp.recoveryCodes', t.recoveryCodes, d.recoveryCodes, {
       min: 1,
       max: 50,
+    }),
+    enrolmentTtl: integer('totp.enrolmentTtl', t.enrolmentTtl, d.enrolmentTtl, {
+      min: 30,
+      max: 86400,
     }),
   };
 }

@@ -199,6 +199,12 @@ export interface TwoFactorTotpOptions {
    * @default 10
    */
   recoveryCodes?: number;
+  /**
+   * Seconds a started enrolment stays pending; after that it must be started again (with
+   * re-authentication), so a forgotten enrolment cannot be confirmed later by someone else.
+   * @default 600
+   */
+  enrolmentTtl?: number;
 }
 
 /** A client allowed to call the introspection route (RFC 7662) with HTTP Basic. */
@@ -341,6 +347,7 @@ export interface ResolvedTotpOptions {
   period: number;
   window: number;
   recoveryCodes: number;
+  enrolmentTtl: number;
 }
 
 /**
@@ -363,7 +370,14 @@ export const TWO_FACTOR_AUTH_DEFAULTS = Object.freeze({
     minLength: 8,
     maxLength: 128,
   }),
-  totp: Object.freeze({ algorithm: 'SHA1', digits: 6, period: 30, window: 1, recoveryCodes: 10 }),
+  totp: Object.freeze({
+    algorithm: 'SHA1',
+    digits: 6,
+    period: 30,
+    window: 1,
+    recoveryCodes: 10,
+    enrolmentTtl: 600,
+  }),
   introspection: false,
   routes: Object.freeze({ prefix: 'auth', jwks: true }),
   isGlobal: false,

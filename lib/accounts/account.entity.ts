@@ -29,6 +29,13 @@ export class Account {
   @Column({ name: 'second_factor', type: 'varchar', length: 16, default: 'secret-key' })
   secondFactor!: SecondFactorKind;
 
+  /**
+   * Counts the revoke-alls of the account (password change, key rotation, disable, …). A login
+   * or refresh re-reads it after writing its tokens: if it moved meanwhile, they are withdrawn.
+   */
+  @Column({ name: 'token_epoch', type: 'integer', default: 0 })
+  tokenEpoch!: number;
+
   /** Tokens issued before this second (epoch ms, floored on use) are revoked. */
   @InstantColumn({ name: 'tokens_valid_after', default: 0 })
   tokensValidAfter!: number;

@@ -9,6 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { DataSource, type Repository } from 'typeorm';
 import { InjectTwoFactorOptions } from '../common/inject.decorators.js';
 import { isUniqueViolation } from '../database/dialect.js';
+import { AuditEvents } from '../events/audit-events.service.js';
+import { LockoutService } from '../lockout/lockout.service.js';
 import { SecretKeyService } from '../secret-keys/secret-key.service.js';
 import { TokenService } from '../tokens/token.service.js';
 import type { ResolvedTwoFactorAuthOptions } from '../two-factor-auth.options.js';
@@ -33,6 +35,8 @@ export class AccountService {
     private readonly hasher: PasswordHasher,
     private readonly secretKeys: SecretKeyService,
     private readonly tokens: TokenService,
+    private readonly lockout: LockoutService,
+    private readonly events: AuditEvents,
   ) {
     this.accounts = dataSource.getRepository(Account);
   }
@@ -55,6 +59,7 @@ export class AccountService {
       passwordHash: await this.hasher.hash(password),
       disabled: false,
       secondFactor: 'secret-key',
+      tokenEpoch: 0,
       tokensValidAfter: 0,
       createdAt: now,
       updatedAt: now,
@@ -82,7 +87,10 @@ export class AccountService {
     return this.accounts.findOne({ where: { usernameKey: normaliseUsername(username).key } });
   }
 
-  /** Sets a new password and revokes every token of the account. */
+  /**
+   * Sets a new password and revokes every token of the account. When a user changes their own
+   * password, call it only after re-authentication (`ReauthenticationGuard`).
+   */
   async changePassword(id: string, newPassword: string): Promise<void> {
     const problem = this.passwordProblem(newPassword);
     if (problem) throw new BadRequestException(problem);
@@ -90,6 +98,7 @@ export class AccountService {
     const result = await this.accounts.update({ id }, { passwordHash, updatedAt: Date.now() });
     if (result.affected !== 1) throw new NotFoundException('No such account');
     await this.tokens.revokeAllForAccount(id, 'password-changed');
+    this.events.emit('password.changed', { accountId: id });
   }
 
   /** Disables the account (no more logins) and revokes every token of it. */
@@ -97,12 +106,33 @@ export class AccountService {
     const result = await this.accounts.update({ id }, { disabled: true, updatedAt: Date.now() });
     if (result.affected !== 1) throw new NotFoundException('No such account');
     await this.tokens.revokeAllForAccount(id, 'account-disabled');
+    this.events.emit('account.disabled', { accountId: id });
   }
 
   /** Lets a disabled account log in again (its old tokens stay revoked). */
   async enable(id: string): Promise<void> {
     const result = await this.accounts.update({ id }, { disabled: false, updatedAt: Date.now() });
     if (result.affected !== 1) throw new NotFoundException('No such account');
+    this.events.emit('account.enabled', { accountId: id });
+  }
+
+  /**
+   * Deletes the account with every row the module keeps about it (secret key, token records,
+   * TOTP, recovery codes, lockout counter), and refuses every token of it at once, on every
+   * instance: the revocation is recorded in the revocation log (which outlives the account)
+   * and published before the rows go. Deleting the account's row by hand skips that step: a
+   * token an instance has already verified would keep working until it expires.
+   * When a user deletes their own account, call it only after re-authentication.
+   * @throws NotFoundException when there is no such account.
+   */
+  async delete(id: string): Promise<void> {
+    const account = await this.accounts.findOne({ where: { id } });
+    if (!account) throw new NotFoundException('No such account');
+    await this.tokens.revokeAllForAccount(id, 'account-deleted');
+    // The foreign keys cascade to every other table of the module.
+    await this.accounts.delete({ id });
+    await this.lockout.forget(account.usernameKey);
+    this.events.emit('account.deleted', { accountId: id });
   }
 
   /** Why a password cannot be set, or `null`. Lengths count characters; nothing is truncated. */

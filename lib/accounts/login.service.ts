@@ -1,13 +1,9 @@
-import { HttpStatus, Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { createHash } from 'node:crypto';
 import type { Repository } from 'typeorm';
-import { invalidCredentials, RetryAfterException } from '../common/http.util.js';
-import { InjectTwoFactorOptions } from '../common/inject.decorators.js';
-import type { ResolvedTwoFactorAuthOptions } from '../two-factor-auth.options.js';
 import { AuditEvents } from '../events/audit-events.service.js';
 import type { TwoFactorEventMap } from '../events/two-factor.events.js';
-import { LockoutService } from '../lockout/lockout.service.js';
+import { LockoutService, type GuessOutcome } from '../lockout/lockout.service.js';
 import { SecretKey } from '../secret-keys/secret-key.entity.js';
 import { SecretKeyService } from '../secret-keys/secret-key.service.js';
 import { TotpService } from '../totp/totp.service.js';
@@ -15,9 +11,8 @@ import { Account } from './account.entity.js';
 import { PasswordHasher } from './password-hasher.service.js';
 import { normaliseUsername } from './username.util.js';
 
-/** The factors a client presents to log in. */
-export interface LoginCredentials {
-  username: string;
+/** The factors that prove an account's owner: password and the current second factor. */
+export interface AccountFactors {
   password?: string;
   /** Second factor of a secret-key account. */
   secretKey?: string;
@@ -27,13 +22,20 @@ export interface LoginCredentials {
   recoveryCode?: string;
 }
 
+/** The factors a client presents to log in. */
+export interface LoginCredentials extends AccountFactors {
+  username: string;
+}
+
 type FailureReason = TwoFactorEventMap['login.failed']['reason'];
+type SecondFactorUsed = TwoFactorEventMap['login.succeeded']['secondFactor'];
 
 /**
- * Checks the factors. Every factor is checked on every attempt (an unknown username against a
- * dummy hash, a missing factor against a dummy key, both second-factor kinds whatever the
- * account uses), so all failures cost the same time and look the same: one 401 body that never
- * says which factor was wrong, nor which kind of second factor the account has.
+ * Checks the factors, at login and when a logged-in user re-authenticates. Every factor is
+ * checked on every attempt (an unknown username against a dummy hash, a missing factor against
+ * a dummy key, both second-factor kinds whatever the account uses), so all failures cost the
+ * same time and look the same: one 401 body that never says which factor was wrong, nor which
+ * kind of second factor the account has. Every check is one counted guess of the lockout.
  */
 @Injectable()
 export class LoginService {
@@ -47,7 +49,6 @@ export class LoginService {
     private readonly totp: TotpService,
     private readonly lockout: LockoutService,
     private readonly events: AuditEvents,
-    @InjectTwoFactorOptions() private readonly options: ResolvedTwoFactorAuthOptions,
   ) {}
 
   /**
@@ -57,42 +58,62 @@ export class LoginService {
    */
   async authenticate(credentials: LoginCredentials): Promise<Account> {
     const { key } = normaliseUsername(credentials.username);
-    const usernameHash = createHash('sha256').update(key, 'utf8').digest('hex');
-    const [{ lockedFor, hasFailures }, account] = await Promise.all([
-      this.lockout.state(key),
-      this.accounts.findOne({ where: { usernameKey: key } }),
-    ]);
+    const { account, secondFactor } = await this.lockout.attempt(key, async () => {
+      const found = await this.accounts.findOne({ where: { usernameKey: key } });
+      return this.evaluate(key, found, credentials);
+    });
+    if (this.hasher.needsRehash(account.passwordHash)) {
+      const passwordHash = await this.hasher.hash(credentials.password!);
+      await this.accounts.update({ id: account.id }, { passwordHash });
+      this.logger.log(
+        `Re-hashed the password of account ${account.id} with the current parameters`,
+      );
+    }
+    this.events.emit('login.succeeded', { accountId: account.id, secondFactor });
+    return account;
+  }
+
+  /**
+   * Proves again that the holder of a token of `accountId` is its owner: the account's password
+   * and its current second factor, checked and counted exactly like a login (a TOTP or recovery
+   * code used here is spent). A bearer token alone never changes how an account logs in.
+   * @throws 401 (the login failure) for any wrong or missing factor; 429 while locked.
+   */
+  async reauthenticate(accountId: string, factors: AccountFactors): Promise<Account> {
+    const account = await this.accounts.findOne({ where: { id: accountId } });
+    // A token of a vanished account: refused like any wrong factor (and nothing to count).
+    const key = account?.usernameKey ?? `\0deleted:${accountId}`;
+    const result = await this.lockout.attempt(key, async () =>
+      this.evaluate(key, account, factors),
+    );
+    return result.account;
+  }
+
+  /** Checks every factor against `account` (or dummies); spends a code only on full success. */
+  private async evaluate(
+    usernameKey: string,
+    account: Account | null,
+    factors: AccountFactors,
+  ): Promise<GuessOutcome<{ account: Account; secondFactor: SecondFactorUsed }>> {
     const [keyRow, totpRow] = account
       ? await Promise.all([
           this.secretKeyRows.findOne({ where: { accountId: account.id } }),
           this.totp.activeCredential(account.id),
         ])
       : [null, null];
-
     const passwordOk = await this.hasher.verify(
       account?.passwordHash ?? null,
-      credentials.password ?? '',
+      factors.password ?? '',
     );
-    const keyOk = this.secretKeys.matches(keyRow?.keyHash ?? null, credentials.secretKey);
-    const totpStep = this.totp.check(totpRow, credentials.otp);
+    const keyOk = this.secretKeys.matches(keyRow?.keyHash ?? null, factors.secretKey);
+    const totpStep = this.totp.check(totpRow, factors.otp);
     const recoveryId =
-      account && totpRow && credentials.otp === undefined
-        ? await this.totp.findRecoveryCode(account.id, credentials.recoveryCode)
+      account && totpRow && factors.otp === undefined
+        ? await this.totp.findRecoveryCode(account.id, factors.recoveryCode)
         : null;
 
     const mode = account?.secondFactor;
     const factorOk = mode === 'totp' ? totpStep !== null || recoveryId !== null : keyOk;
-    const fail = (reason: FailureReason) =>
-      this.events.emit('login.failed', { usernameHash, accountId: account?.id ?? null, reason });
-
-    if (lockedFor > 0) {
-      fail('locked');
-      throw new RetryAfterException(
-        HttpStatus.TOO_MANY_REQUESTS,
-        'Too many failed logins; try again later',
-        lockedFor,
-      );
-    }
     const reason: FailureReason | null = !account
       ? 'unknown-account'
       : !passwordOk
@@ -111,28 +132,15 @@ export class LoginService {
         ? await this.totp.consume(totpRow!, totpStep)
         : await this.totp.useRecoveryCode(recoveryId!, account!.id));
     if (reason !== null || !spent || !account) {
-      fail(reason ?? 'replayed-code');
-      if (await this.lockout.recordFailure(key)) {
-        this.events.emit('account.locked', {
-          usernameHash,
-          seconds: this.options.lockout ? this.options.lockout.seconds : 0,
-        });
-      }
-      throw invalidCredentials();
+      this.events.emit('login.failed', {
+        usernameHash: this.lockout.keyOf(usernameKey),
+        accountId: account?.id ?? null,
+        reason: reason ?? 'replayed-code',
+      });
+      return { ok: false };
     }
-    // Most logins have no failures on record: no write for them.
-    if (hasFailures) await this.lockout.reset(key);
-    if (this.hasher.needsRehash(account.passwordHash)) {
-      const passwordHash = await this.hasher.hash(credentials.password!);
-      await this.accounts.update({ id: account.id }, { passwordHash });
-      this.logger.log(
-        `Re-hashed the password of account ${account.id} with the current parameters`,
-      );
-    }
-    this.events.emit('login.succeeded', {
-      accountId: account.id,
-      secondFactor: mode === 'totp' ? (totpStep !== null ? 'totp' : 'recovery-code') : 'secret-key',
-    });
-    return account;
+    const secondFactor: SecondFactorUsed =
+      mode === 'totp' ? (totpStep !== null ? 'totp' : 'recovery-code') : 'secret-key';
+    return { ok: true, value: { account, secondFactor } };
   }
 }

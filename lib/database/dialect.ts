@@ -102,3 +102,19 @@ export function isUniqueViolation(error: unknown): boolean {
     code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
   );
 }
+
+/**
+ * SQL for the database server's clock, in epoch milliseconds. Revocations are stamped with it
+ * and the instances' cursors read it, so that no instance's own clock decides what the others
+ * see (one clock, the database's, orders every revocation).
+ */
+export function databaseClockSql(dialect: Dialect): string {
+  switch (dialect) {
+    case 'sqlite':
+      return "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
+    case 'postgres':
+      return '(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint';
+    case 'mysql':
+      return 'CAST(UNIX_TIMESTAMP(SYSDATE(3)) * 1000 AS SIGNED)';
+  }
+}

@@ -8,7 +8,10 @@ export interface TwoFactorEventMap {
   'login.succeeded': { accountId: string; secondFactor: 'secret-key' | 'totp' | 'recovery-code' };
   /** A login failed; `reason` is for logs only, the client never sees it. */
   'login.failed': {
-    /** SHA-256 of the normalised username (the name itself may be a mistyped password). */
+    /**
+     * HMAC-SHA-256 of the normalised username under a server key (the name itself may be a
+     * mistyped password; an unkeyed hash would be reversed by a dictionary).
+     */
     usernameHash: string;
     accountId: string | null;
     reason:
@@ -25,6 +28,11 @@ export interface TwoFactorEventMap {
   'token.revoked': { jtis: string[]; accountId: string | null; reason: string };
   'refresh.reused': { accountId: string; familyId: string; jti: string };
   'secret-key.rotated': { accountId: string };
+  'password.changed': { accountId: string };
+  'account.disabled': { accountId: string };
+  'account.enabled': { accountId: string };
+  /** The account and every row of the module about it are gone; its tokens are refused. */
+  'account.deleted': { accountId: string };
   'totp.enabled': { accountId: string };
   'totp.disabled': { accountId: string };
   'recovery-code.used': { accountId: string };

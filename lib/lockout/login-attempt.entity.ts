@@ -8,7 +8,7 @@ import { InstantColumn } from '../database/instant.column.js';
  */
 @Entity({ name: 'tfa_login_attempts' })
 export class LoginAttempt {
-  /** SHA-256 (hex) of the normalised username. */
+  /** HMAC-SHA-256 (hex) of the normalised username under the module's identifier key. */
   @PrimaryColumn({ name: 'username_hash', type: 'varchar', length: 64 })
   usernameHash!: string;
 
@@ -18,6 +18,17 @@ export class LoginAttempt {
   /** Epoch ms of the first failure counted in the current window. */
   @InstantColumn({ name: 'window_start', default: 0 })
   windowStart!: number;
+
+  /**
+   * Guesses being evaluated right now. A guess takes its place before the (slow) password hash
+   * and gives it back after, so that failures + in-flight guesses never exceed the limit.
+   */
+  @Column({ name: 'in_flight', type: 'integer', default: 0 })
+  inFlight!: number;
+
+  /** Epoch ms of the last reservation; places held longer than a minute are presumed lost. */
+  @InstantColumn({ name: 'in_flight_since', default: 0 })
+  inFlightSince!: number;
 
   /** Epoch ms until which logins are refused (0: not locked). */
   @InstantColumn({ name: 'locked_until', default: 0 })

@@ -57,15 +57,6 @@ export class SecretKeyService {
     return secretKey;
   }
 
-  /**
-   * Checks `secretKey` against the account's stored hash in constant time. Unknown accounts
-   * and malformed keys cost the same and fail.
-   */
-  async verify(accountId: string | null, secretKey: string | undefined): Promise<boolean> {
-    const row = accountId ? await this.keys.findOne({ where: { accountId } }) : null;
-    return this.matches(row?.keyHash ?? null, secretKey);
-  }
-
   /** Constant-time comparison of a presented key with a stored hash (`null`: none stored). */
   matches(storedHash: string | null, secretKey: string | undefined): boolean {
     const presented = this.digest(typeof secretKey === 'string' ? secretKey : '');
@@ -81,7 +72,8 @@ export class SecretKeyService {
 
   /**
    * Replaces the account's key with a new one, returned in plain text, and revokes every
-   * token of the account: the old key and everything obtained with it stop working.
+   * token of the account: the old key and everything obtained with it stop working. When a
+   * user rotates their own key, call it only after re-authentication (`ReauthenticationGuard`).
    */
   async rotate(accountId: string): Promise<string> {
     const account = await this.keys.manager

@@ -7,7 +7,7 @@ import { ACCESS_TOKEN_TYP } from '../two-factor-auth.constants.js';
 import type { ResolvedTwoFactorAuthOptions } from '../two-factor-auth.options.js';
 import { checkClaims } from './claims.util.js';
 import { findLiveRecord, type LiveRecord } from './token-record.util.js';
-import { RevocationView } from './revocation-view.service.js';
+import { RevocationView } from '../revocation/revocation-view.service.js';
 import type { AuthenticatedAccount } from './token.types.js';
 
 /**

@@ -5,21 +5,44 @@ import { DataSource, In, IsNull, LessThan, type Repository } from 'typeorm';
 import { Account } from '../accounts/account.entity.js';
 import { InjectTwoFactorOptions } from '../common/inject.decorators.js';
 import { AuditEvents } from '../events/audit-events.service.js';
-import { invalidRefreshToken } from '../common/http.util.js';
+import { invalidCredentials, invalidRefreshToken } from '../common/http.util.js';
 import { KeyRing } from '../keys/key-ring.js';
-import { LoginAttempt } from '../lockout/login-attempt.entity.js';
+import { LockoutService } from '../lockout/lockout.service.js';
+import { RevocationLog, type RevocationEvent } from '../revocation/revocation-log.service.js';
 import { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP } from '../two-factor-auth.constants.js';
 import type { ResolvedTwoFactorAuthOptions } from '../two-factor-auth.options.js';
 import { IssuedToken, type IssuedTokenType } from './issued-token.entity.js';
-import { RevocationView } from './revocation-view.service.js';
+import { RevocationView } from '../revocation/revocation-view.service.js';
 import { checkClaims, type ClaimSet } from './claims.util.js';
+import { TokenFamily } from './token-family.entity.js';
 import type { RevocationReason, TokenPair } from './token.types.js';
 
-/** Issues, refreshes, revokes and prunes tokens. Every issued token has a row first. */
+/** What a token record is made from. */
+interface RecordSpec {
+  type: IssuedTokenType;
+  jti: string;
+  accountId: string;
+  iat: number;
+  ttl: number;
+  familyId: string;
+  parentJti: string | null;
+  now: number;
+}
+
+/**
+ * Issues, refreshes, revokes and prunes tokens. Every issued token has a row first.
+ *
+ * Races with revocation are settled by write-then-check: a login or refresh writes its new rows,
+ * then reads its family and the account's token epoch; a logout (family) or revoke-all (epoch)
+ * writes its mark first, then revokes the rows. Whichever order the database sees, either the
+ * revocation finds the new rows, or the issuer sees the mark and withdraws them: once a
+ * revocation has answered, no token it covers works, on any instance.
+ */
 @Injectable()
 export class TokenService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('TwoFactorAuth');
   private readonly tokens: Repository<IssuedToken>;
+  private readonly families: Repository<TokenFamily>;
   private readonly accounts: Repository<Account>;
   private pruneTimer: NodeJS.Timeout | undefined;
 
@@ -28,9 +51,12 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
     @InjectTwoFactorOptions() private readonly options: ResolvedTwoFactorAuthOptions,
     private readonly keyRing: KeyRing,
     private readonly revocations: RevocationView,
+    private readonly log: RevocationLog,
+    private readonly lockout: LockoutService,
     private readonly events: AuditEvents,
   ) {
     this.tokens = dataSource.getRepository(IssuedToken);
+    this.families = dataSource.getRepository(TokenFamily);
     this.accounts = dataSource.getRepository(Account);
   }
 
@@ -50,11 +76,38 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
 
   /**
    * Issues an access token and a refresh token for `account`, starting a new family
-   * (a login). Both rows are committed before the tokens are returned.
+   * (a login). Both rows are committed before the tokens are returned. Pass the account as
+   * read when its factors were checked (with `tokenEpoch`): a revoke-all that lands between
+   * that check and the issue withdraws the new tokens.
+   * @throws 401 when the account was revoked, disabled or deleted meanwhile.
    */
-  async issue(account: Pick<Account, 'id'>): Promise<TokenPair> {
+  async issue(
+    account: Pick<Account, 'id'> & Partial<Pick<Account, 'tokenEpoch'>>,
+  ): Promise<TokenPair> {
+    const epoch =
+      account.tokenEpoch ??
+      (
+        await this.accounts.findOne({
+          select: { id: true, tokenEpoch: true },
+          where: { id: account.id },
+        })
+      )?.tokenEpoch;
+    if (epoch === undefined) throw invalidCredentials();
     const familyId = randomUUID();
-    const { pair, accessJti } = await this.issuePair(account.id, familyId, null);
+    const { pair, accessJti, jtis } = await this.unlessAccountGone(account.id, async () => {
+      await this.families.insert({
+        id: familyId,
+        accountId: account.id,
+        epoch,
+        revokedAt: null,
+        createdAt: Date.now(),
+      });
+      return this.issuePair(account.id, familyId, null);
+    });
+    if (!(await this.familyStillLive(familyId))) {
+      await this.withdraw(jtis);
+      throw invalidCredentials();
+    }
     this.events.emit('token.issued', { accountId: account.id, jti: accessJti, familyId });
     return pair;
   }
@@ -62,52 +115,47 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
   /**
    * Spends `refreshToken` and returns a new pair in the same family. A refresh token works
    * once: presenting a spent one again is taken as theft and revokes the whole family.
-   * Of two requests racing with one token, at most one wins.
+   * Of two requests racing with one token, at most one wins; a logout or revoke-all racing
+   * with it always wins.
    * @throws 401 for any token that is not a live refresh token.
    */
   async refresh(refreshToken: string): Promise<TokenPair> {
     const claims = this.verifyClaims(refreshToken, REFRESH_TOKEN_TYP);
     if (!claims) throw invalidRefreshToken();
     const newRefreshJti = randomUUID();
-    const now = Date.now();
     const spent = await this.tokens.update(
       { jti: claims.jti, type: 'refresh', sub: claims.sub, revokedAt: IsNull() },
-      { revokedAt: now, revokedReason: 'rotated', replacedBy: newRefreshJti },
+      { revokedAt: Date.now(), revokedReason: 'rotated', replacedBy: newRefreshJti },
     );
     const record = await this.tokens.findOne({ where: { jti: claims.jti } });
     if (spent.affected !== 1 || !record) {
       if (record?.type === 'refresh' && record.replacedBy !== null) {
-        // A spent token again. Marking it first lets an exchange racing with this one see
-        // the re-use after it has written its new pair (see below).
         this.logger.warn(`Refresh token re-used; revoking its family ${record.familyId}`);
         this.events.emit('refresh.reused', {
           accountId: record.accountId,
           familyId: record.familyId,
           jti: record.jti,
         });
-        await this.tokens.update({ jti: record.jti }, { revokedReason: 'reuse-detected' });
         await this.revokeFamily(record.familyId, 'reuse-detected');
       }
       throw invalidRefreshToken();
     }
     const account = await this.accounts.findOne({ where: { id: record.accountId } });
-    if (!account || account.disabled || claims.iat < Math.floor(account.tokensValidAfter / 1000)) {
+    if (
+      !account ||
+      account.disabled ||
+      claims.iat < Math.floor(account.tokensValidAfter / 1000) ||
+      !(await this.familyStillLive(record.familyId))
+    ) {
       throw invalidRefreshToken();
     }
-    const { pair, accessJti } = await this.issuePair(
-      account.id,
-      record.familyId,
-      record.jti,
-      newRefreshJti,
+    const { pair, accessJti, jtis } = await this.unlessAccountGone(account.id, () =>
+      this.issuePair(account.id, record.familyId, record.jti, newRefreshJti),
     );
-    // A re-use of the same token, running concurrently, may have revoked the family before
-    // the new rows existed. Either it saw them, or this read sees its mark: never neither.
-    const spentNow = await this.tokens.findOne({
-      select: { jti: true, revokedReason: true },
-      where: { jti: record.jti },
-    });
-    if (spentNow?.revokedReason === 'reuse-detected') {
-      await this.revokeFamily(record.familyId, 'reuse-detected');
+    // A logout, re-use or revoke-all that ran meanwhile either revoked the new rows, or left
+    // its mark for this read to find: never neither.
+    if (!(await this.familyStillLive(record.familyId))) {
+      await this.withdraw(jtis);
       throw invalidRefreshToken();
     }
     this.events.emit('token.refreshed', {
@@ -118,7 +166,11 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
     return pair;
   }
 
-  /** Revokes one token by `jti` (and nothing else). Returns false when there was none to revoke. */
+  /**
+   * Revokes one token by `jti`. Revoking a refresh token that a refresh has already spent
+   * revokes its whole family instead, so that a revocation racing a refresh still ends the
+   * login. Returns false when there was nothing live to revoke.
+   */
   async revoke(jti: string, reason: RevocationReason = 'revoked'): Promise<boolean> {
     const now = Date.now();
     const result = await this.tokens.update(
@@ -126,14 +178,27 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
       { revokedAt: now, revokedReason: reason },
     );
     const row = await this.tokens.findOne({
-      select: { jti: true, exp: true, accountId: true },
+      select: {
+        jti: true,
+        exp: true,
+        accountId: true,
+        type: true,
+        replacedBy: true,
+        familyId: true,
+      },
       where: { jti },
     });
-    if (row) await this.revocations.publish({ tokens: [[row.jti, row.exp]], accounts: [] });
-    if (row && result.affected === 1) {
-      this.events.emit('token.revoked', { jtis: [row.jti], accountId: row.accountId, reason });
+    if (!row) return false;
+    if (result.affected !== 1) {
+      if (row.type === 'refresh' && row.replacedBy !== null) {
+        await this.revokeFamily(row.familyId, reason);
+        return true;
+      }
+      return false;
     }
-    return result.affected === 1;
+    if (row.type === 'access') await this.announce({ tokens: [[row.jti, row.exp]], accounts: [] });
+    this.events.emit('token.revoked', { jtis: [row.jti], accountId: row.accountId, reason });
+    return true;
   }
 
   /**
@@ -151,18 +216,20 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
     await this.revoke(jti, 'revoked');
   }
 
-  /** Revokes every token of the login (family) that `familyId` names. */
+  /** Revokes every token of the login (family) that `familyId` names, present and to come. */
   async revokeFamily(familyId: string, reason: RevocationReason = 'revoked'): Promise<void> {
     const now = Date.now();
+    // The mark first: a refresh racing this one reads it after writing its new pair.
+    await this.families.update({ id: familyId, revokedAt: IsNull() }, { revokedAt: now });
     await this.tokens.update(
       { familyId, revokedAt: IsNull() },
       { revokedAt: now, revokedReason: reason },
     );
     const rows = await this.tokens.find({
-      select: { jti: true, exp: true, accountId: true },
+      select: { jti: true, exp: true, accountId: true, type: true },
       where: { familyId },
     });
-    await this.revocations.publish({ tokens: rows.map((r) => [r.jti, r.exp]), accounts: [] });
+    await this.announce({ tokens: liveAccess(rows), accounts: [] });
     this.events.emit('token.revoked', {
       jtis: rows.map((r) => r.jti),
       accountId: rows[0]?.accountId ?? null,
@@ -171,39 +238,43 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * Revokes every token of an account, issued so far: after a password change, a secret-key
-   * rotation, a disable, or on demand.
+   * Revokes every token of an account, issued so far or being issued right now: after a
+   * password change, a secret-key rotation, a disable, or on demand.
    */
   async revokeAllForAccount(
     accountId: string,
     reason: RevocationReason = 'revoked',
   ): Promise<void> {
-    // Rows are marked revoked and their jtis broadcast; the account cut-off (compared with
-    // iat, in whole seconds) also covers tokens this instance has not seen. A login made
-    // later in the same second keeps working: its iat equals the cut-off's second.
+    // The epoch first (counted by the database, no clock involved): a login or refresh in
+    // flight reads it after writing its rows. The cut-off (compared with iat, in whole
+    // seconds) covers tokens this instance has not seen; a login made later in the same
+    // second keeps working, as it should.
     const now = Date.now();
-    await this.accounts.update({ id: accountId }, { tokensValidAfter: now, updatedAt: now });
+    await this.accounts.update(
+      { id: accountId },
+      { tokenEpoch: () => 'token_epoch + 1', tokensValidAfter: now, updatedAt: now },
+    );
+    await this.families.update({ accountId, revokedAt: IsNull() }, { revokedAt: now });
     await this.tokens.update(
       { accountId, revokedAt: IsNull() },
       { revokedAt: now, revokedReason: reason },
     );
     const rows = await this.tokens.find({
-      select: { jti: true, exp: true },
+      select: { jti: true, exp: true, type: true },
       where: { accountId, revokedAt: now },
     });
-    await this.revocations.publish({
-      tokens: rows.map((r) => [r.jti, r.exp]),
-      accounts: [[accountId, now]],
-    });
+    await this.announce({ tokens: liveAccess(rows), accounts: [this.cutOff(accountId, now)] });
     this.events.emit('token.revoked', { jtis: rows.map((r) => r.jti), accountId, reason });
   }
 
   /**
-   * Deletes token records that expired more than `prune.graceSeconds` ago, and stale
-   * lockout counters, in batches of `prune.batchSize`. Returns the number of token rows deleted.
+   * Deletes token records that expired more than `prune.graceSeconds` ago, with their empty
+   * families, spent revocation-log records and idle lockout counters, in batches of
+   * `prune.batchSize`. Returns the number of token rows deleted.
    */
   async pruneExpired(): Promise<number> {
-    const cutoff = Math.floor(Date.now() / 1000) - this.options.prune.graceSeconds;
+    const nowMs = Date.now();
+    const cutoff = Math.floor(nowMs / 1000) - this.options.prune.graceSeconds;
     const take = this.options.prune.batchSize;
     let deleted = 0;
     for (;;) {
@@ -217,10 +288,16 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
       deleted += batch.length;
       if (batch.length < take) break;
     }
-    const idle = Date.now() - this.options.prune.graceSeconds * 1000;
-    await this.dataSource
-      .getRepository(LoginAttempt)
-      .delete({ lockedUntil: LessThan(idle), windowStart: LessThan(idle) });
+    await this.families
+      .createQueryBuilder()
+      .delete()
+      .where('created_at < :before', { before: cutoff * 1000 })
+      .andWhere(
+        'NOT EXISTS (SELECT 1 FROM tfa_issued_tokens t WHERE t.family_id = tfa_token_families.id)',
+      )
+      .execute();
+    await this.log.prune(Math.floor(nowMs / 1000));
+    await this.lockout.prune(this.options.prune.graceSeconds * 1000);
     return deleted;
   }
 
@@ -230,35 +307,75 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
     return verified ? checkClaims(verified.payload, this.options) : null;
   }
 
+  /** Writes a revocation to the log (the other instances' poll) and applies it here and by Redis. */
+  private async announce(event: RevocationEvent): Promise<void> {
+    await this.log.record(event);
+    await this.revocations.publish(event);
+  }
+
+  private cutOff(accountId: string, now: number): [string, number, number] {
+    return [accountId, now, Math.floor(now / 1000) + this.options.refreshTokenTtl + 60];
+  }
+
+  /** The family is not revoked and its account exists, is enabled and has not moved its epoch. */
+  private async familyStillLive(familyId: string): Promise<boolean> {
+    const family = await this.families.findOne({
+      where: { id: familyId },
+      relations: { account: true },
+    });
+    const account = family?.account;
+    return (
+      !!family &&
+      !!account &&
+      family.revokedAt === null &&
+      !account.disabled &&
+      account.tokenEpoch === family.epoch
+    );
+  }
+
+  /**
+   * Runs `write`; if it fails because the account was deleted meanwhile (a foreign key), the
+   * answer is the one failure of a refused login or refresh, not a server error.
+   */
+  private async unlessAccountGone<T>(accountId: string, write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } catch (error) {
+      if (await this.accounts.exists({ where: { id: accountId } })) throw error;
+      throw invalidRefreshToken();
+    }
+  }
+
+  /** Revokes rows written for tokens that are never handed out. */
+  private async withdraw(jtis: string[]): Promise<void> {
+    await this.tokens.update(
+      { jti: In(jtis), revokedAt: IsNull() },
+      { revokedAt: Date.now(), revokedReason: 'withdrawn' },
+    );
+  }
+
   private async issuePair(
     accountId: string,
     familyId: string,
     parentJti: string | null,
     refreshJti: string = randomUUID(),
-  ): Promise<{ pair: TokenPair; accessJti: string }> {
+  ): Promise<{ pair: TokenPair; accessJti: string; jtis: string[] }> {
     const { accessTokenTtl, refreshTokenTtl } = this.options;
     const now = Date.now();
     const iat = Math.floor(now / 1000);
-    const access = this.record(
-      'access',
-      randomUUID(),
-      accountId,
-      iat,
-      accessTokenTtl,
-      familyId,
-      parentJti,
-      now,
-    );
-    const refresh = this.record(
-      'refresh',
-      refreshJti,
-      accountId,
-      iat,
-      refreshTokenTtl,
-      familyId,
-      parentJti,
-      now,
-    );
+    const common = { accountId, iat, familyId, parentJti, now };
+    const access = this.record({
+      ...common,
+      type: 'access',
+      jti: randomUUID(),
+      ttl: accessTokenTtl,
+    });
+    const refresh = this.record({
+      ...common,
+      type: 'refresh',
+      jti: refreshJti,
+      ttl: refreshTokenTtl,
+    });
     await this.tokens.insert([access, refresh]);
     const pair: TokenPair = {
       access_token: this.sign(ACCESS_TOKEN_TYP, access),
@@ -267,36 +384,27 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
       refresh_token: this.sign(REFRESH_TOKEN_TYP, refresh),
       refresh_expires_in: refreshTokenTtl,
     };
-    return { pair, accessJti: access.jti };
+    return { pair, accessJti: access.jti, jtis: [access.jti, refresh.jti] };
   }
 
-  private record(
-    type: IssuedTokenType,
-    jti: string,
-    accountId: string,
-    iat: number,
-    ttl: number,
-    familyId: string,
-    parentJti: string | null,
-    now: number,
-  ): IssuedToken {
+  private record(spec: RecordSpec): IssuedToken {
     return this.tokens.create({
-      jti,
-      accountId,
-      type,
+      jti: spec.jti,
+      accountId: spec.accountId,
+      type: spec.type,
       iss: this.options.issuer,
-      sub: accountId,
+      sub: spec.accountId,
       aud: this.options.audience ?? null,
       kid: this.keyRing.signer.kid,
-      iat,
-      nbf: iat,
-      exp: iat + ttl,
-      familyId,
-      parentJti,
+      iat: spec.iat,
+      nbf: spec.iat,
+      exp: spec.iat + spec.ttl,
+      familyId: spec.familyId,
+      parentJti: spec.parentJti,
       replacedBy: null,
       revokedAt: null,
       revokedReason: null,
-      createdAt: now,
+      createdAt: spec.now,
     });
   }
 
@@ -312,4 +420,10 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
     };
     return this.keyRing.sign(typ, payload);
   }
+}
+
+/** The access tokens among `rows` that have not expired: all the guard's view needs. */
+function liveAccess(rows: Pick<IssuedToken, 'jti' | 'exp' | 'type'>[]): [string, number][] {
+  const now = Math.floor(Date.now() / 1000);
+  return rows.filter((r) => r.type === 'access' && r.exp > now - 60).map((r) => [r.jti, r.exp]);
 }

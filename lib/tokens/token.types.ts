@@ -34,4 +34,6 @@ export type RevocationReason =
   | 'secret-key-revoked'
   | 'account-disabled'
   | 'second-factor-changed'
+  | 'account-deleted'
+  | 'withdrawn'
   | 'admin';

@@ -1,10 +1,4 @@
-import {
-  ConflictException,
-  HttpException,
-  HttpStatus,
-  Injectable,
-  NotFoundException,
-} from '@nestjs/common';
+import { ConflictException, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Secret, TOTP } from 'otpauth';
@@ -16,6 +10,7 @@ import { AuditEvents } from '../events/audit-events.service.js';
 import { SecretKey } from '../secret-keys/secret-key.entity.js';
 import { SecretKeyService } from '../secret-keys/secret-key.service.js';
 import { TokenService } from '../tokens/token.service.js';
+import { LockoutService } from '../lockout/lockout.service.js';
 import type {
   ResolvedTotpOptions,
   ResolvedTwoFactorAuthOptions,
@@ -62,6 +57,7 @@ export class TotpService {
     private readonly secretKeys: SecretKeyService,
     private readonly events: AuditEvents,
     private readonly tokens: TokenService,
+    private readonly lockout: LockoutService,
   ) {
     this.credentials = dataSource.getRepository(TotpCredential);
     this.recovery = dataSource.getRepository(RecoveryCode);
@@ -76,7 +72,9 @@ export class TotpService {
   }
 
   /**
-   * Starts enrolment: a new secret, stored encrypted as pending until `confirm()`.
+   * Starts enrolment: a new secret, stored encrypted as pending until `confirm()` or until
+   * `totp.enrolmentTtl` seconds have passed. Call it only after re-authentication
+   * (`ReauthenticationGuard`): whoever confirms the enrolment owns the account's second factor.
    * @throws 409 when TOTP is already active for the account.
    */
   async begin(accountId: string): Promise<TotpEnrolment> {
@@ -104,14 +102,28 @@ export class TotpService {
   /**
    * Confirms enrolment with a valid code: from now on the account logs in with TOTP codes, its
    * secret key is deleted, the returned recovery codes (shown once) replace it as backup, and
-   * every token of the account is revoked (log in again with a code).
-   * @throws 401 for a wrong code, 404 when no enrolment is pending.
+   * every token of the account is revoked (log in again with a code). A wrong code counts
+   * toward the account's lockout like a failed login.
+   * @throws 401 for a wrong code, 429 while locked, 404 when no enrolment is pending (or it
+   *         expired).
    */
   async confirm(accountId: string, otp: string): Promise<string[]> {
-    const row = await this.credentials.findOne({ where: { accountId, status: 'pending' } });
-    if (!row) throw new NotFoundException('No TOTP enrolment is pending; start one first');
-    const step = this.check(row, otp);
-    if (step === null || !(await this.consume(row, step, 'pending'))) throw wrongCode();
+    const totp = this.settings();
+    const [row, account] = await Promise.all([
+      this.credentials.findOne({ where: { accountId, status: 'pending' } }),
+      this.accounts.findOne({ where: { id: accountId } }),
+    ]);
+    if (row && row.createdAt + totp.enrolmentTtl * 1000 <= Date.now()) {
+      await this.credentials.delete({ id: row.id, status: 'pending' });
+    }
+    if (!row || !account || row.createdAt + totp.enrolmentTtl * 1000 <= Date.now()) {
+      throw new NotFoundException('No TOTP enrolment is pending; start one first');
+    }
+    await this.lockout.attempt(account.usernameKey, async () => {
+      const step = this.check(row, otp);
+      const ok = step !== null && (await this.consume(row, step, 'pending'));
+      return ok ? { ok: true, value: step } : { ok: false };
+    });
     await this.credentials.update({ id: row.id }, { status: 'active' });
     await this.accounts.update({ id: accountId }, { secondFactor: 'totp', updatedAt: Date.now() });
     await this.credentials.manager.getRepository(SecretKey).delete({ accountId });
@@ -123,12 +135,12 @@ export class TotpService {
   }
 
   /**
-   * Turns TOTP off after a valid code, revokes every token of the account, and returns a fresh
-   * secret key (the second factor again).
-   * @throws 401 for a wrong code, 404 when TOTP is not active.
+   * Turns TOTP off, revokes every token of the account, and returns a fresh secret key (the
+   * second factor again). Call it only after re-authentication (`ReauthenticationGuard`).
+   * @throws 404 when TOTP is not active.
    */
-  async disable(accountId: string, otp: string): Promise<string> {
-    await this.requireValidCode(accountId, otp);
+  async disable(accountId: string): Promise<string> {
+    if (!(await this.activeCredential(accountId))) throw notEnabled();
     // The new key first: if anything fails after it, the account still has a usable factor.
     await this.accounts.update(
       { id: accountId },
@@ -142,20 +154,27 @@ export class TotpService {
     return secretKey;
   }
 
-  /** New recovery codes after a valid code; the old ones stop working. */
-  async regenerateRecoveryCodes(accountId: string, otp: string): Promise<string[]> {
-    await this.requireValidCode(accountId, otp);
+  /**
+   * New recovery codes; the old ones stop working. Call it only after re-authentication
+   * (`ReauthenticationGuard`).
+   * @throws 404 when TOTP is not active.
+   */
+  async regenerateRecoveryCodes(accountId: string): Promise<string[]> {
+    if (!(await this.activeCredential(accountId))) throw notEnabled();
     return this.replaceRecoveryCodes(accountId);
   }
 
   async status(accountId: string): Promise<TotpStatusView> {
     const row = await this.credentials.findOne({ where: { accountId } });
+    const expired =
+      row?.status === 'pending' &&
+      row.createdAt + (this.totp ? this.totp.enrolmentTtl : 0) * 1000 <= Date.now();
     const recoveryCodesRemaining = await this.recovery.count({
       where: { accountId, usedAt: IsNull() },
     });
     return {
       enabled: row?.status === 'active',
-      pending: row?.status === 'pending',
+      pending: row?.status === 'pending' && !expired,
       recoveryCodesRemaining,
     };
   }
@@ -213,13 +232,6 @@ export class TotpService {
     return result.affected === 1;
   }
 
-  private async requireValidCode(accountId: string, otp: string): Promise<void> {
-    const row = await this.activeCredential(accountId);
-    if (!row) throw new NotFoundException('TOTP is not enabled for this account');
-    const step = this.check(row, otp);
-    if (step === null || !(await this.consume(row, step))) throw wrongCode();
-  }
-
   private async replaceRecoveryCodes(accountId: string): Promise<string[]> {
     const count = this.settings().recoveryCodes;
     const codes = Array.from({ length: count }, () => newRecoveryCode());
@@ -265,9 +277,6 @@ function newRecoveryCode(): string {
   return chars.match(/.{5}/g)!.join('-');
 }
 
-function wrongCode(): HttpException {
-  return new HttpException(
-    { statusCode: 401, message: 'Invalid code', error: 'Unauthorized' },
-    HttpStatus.UNAUTHORIZED,
-  );
+function notEnabled(): NotFoundException {
+  return new NotFoundException('TOTP is not enabled for this account');
 }

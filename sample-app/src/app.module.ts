@@ -87,7 +87,7 @@ export function twoFactorOptions(c: AppConfig, redis?: Redis): TwoFactorAuthModu
     throttle: c.throttle,
     secretKeyPepper: loadSecretKeyPepper(c),
     redis,
-    totp: encryptionKeys ? { encryptionKeys } : false,
+    totp: encryptionKeys ? { encryptionKeys, enrolmentTtl: c.totpEnrolmentTtl } : false,
     introspection: c.introspectionClients.length > 0 ? { clients: c.introspectionClients } : false,
   };
 }

@@ -8,15 +8,13 @@ const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/;
 // eslint-disable-next-line no-control-regex
 const NO_NUL = /^[^\u0000]*$/;
 
-/** Body of `POST /auth/token`. */
-export class TokenRequestDto {
-  @ApiProperty({ example: 'alice', maxLength: 256 })
-  @IsString()
-  @IsNotEmpty()
-  @MaxLength(256)
-  @Matches(NO_CONTROL, { message: 'username must not contain control characters' })
-  username!: string;
-
+/**
+ * The factors of a re-authentication: the account's password and its current second factor
+ * (`secretKey`, or `otp` / `recoveryCode` for a TOTP account). Extend it for the body of a route
+ * protected by `ReauthenticationGuard`, so that the validation pipe accepts these fields:
+ * `class ChangeEmailDto extends ReauthenticationDto { @IsEmail() email!: string }`.
+ */
+export class ReauthenticationDto {
   @ApiProperty({ example: 'correct horse battery staple', maxLength: 1024 })
   @OptionalField()
   @IsString()
@@ -56,6 +54,19 @@ export class TokenRequestDto {
   @MaxLength(64)
   @Matches(NO_CONTROL, { message: 'recoveryCode must not contain control characters' })
   recoveryCode?: string;
+}
+
+/** The names of the factor fields of `ReauthenticationDto`. */
+export const FACTOR_FIELDS = ['password', 'secretKey', 'otp', 'recoveryCode'] as const;
+
+/** Body of `POST /auth/token`: a username and the account's factors. */
+export class TokenRequestDto extends ReauthenticationDto {
+  @ApiProperty({ example: 'alice', maxLength: 256 })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(256)
+  @Matches(NO_CONTROL, { message: 'username must not contain control characters' })
+  username!: string;
 }
 
 /** Body of `POST /auth/refresh`. */

@@ -155,6 +155,13 @@ class EnvironmentVariables {
   TOTP_ENABLED?: string;
 
   @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(30)
+  @Max(86400)
+  TOTP_ENROLMENT_TTL?: number;
+
+  @IsOptional()
   @IsString()
   @Matches(
     /^[A-Za-z0-9._-]{1,64}:[A-Za-z0-9+/_=-]{43,44}(,[A-Za-z0-9._-]{1,64}:[A-Za-z0-9+/_=-]{43,44})*$/,
@@ -198,6 +205,7 @@ export const ENVIRONMENT_VARIABLES = [
   'HTTP_ADAPTER',
   'DATA_DIR',
   'TOTP_ENABLED',
+  'TOTP_ENROLMENT_TTL',
   'TOTP_ENCRYPTION_KEYS',
   'INTROSPECTION_CLIENTS',
 ] as const;
@@ -226,6 +234,8 @@ export interface AppConfig {
   /** `true`, `false`, or undefined (on when a key is set or, in development, always). */
   totpEnabled: boolean | undefined;
   totpEncryptionKeys: { id: string; key: string }[];
+  /** Seconds a started TOTP enrolment stays pending. */
+  totpEnrolmentTtl: number;
   introspectionClients: { id: string; secret: string }[];
 }
 
@@ -288,6 +298,7 @@ export function loadAppConfig(env: Record<string, string | undefined>): AppConfi
     httpAdapter: vars.HTTP_ADAPTER === 'fastify' ? 'fastify' : 'express',
     totpEnabled: vars.TOTP_ENABLED === undefined ? undefined : vars.TOTP_ENABLED === 'true',
     totpEncryptionKeys: pairs(vars.TOTP_ENCRYPTION_KEYS).map(([id, key]) => ({ id, key })),
+    totpEnrolmentTtl: vars.TOTP_ENROLMENT_TTL ?? 600,
     introspectionClients: pairs(vars.INTROSPECTION_CLIENTS).map(([id, secret]) => ({ id, secret })),
   };
 }

@@ -1,16 +1,35 @@
-import { Controller, Get, Header, HttpCode, HttpStatus, Post } from '@nestjs/common';
 import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Header,
+  HttpCode,
+  HttpStatus,
+  Post,
+  UseGuards,
+} from '@nestjs/common';
+import {
+  ApiBadRequestResponse,
   ApiBearerAuth,
+  ApiBody,
+  ApiConflictResponse,
+  ApiNoContentResponse,
   ApiOkResponse,
   ApiOperation,
   ApiProperty,
   ApiServiceUnavailableResponse,
   ApiTags,
+  ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
+import { IsString, MaxLength } from 'class-validator';
 import {
+  AccountService,
   CurrentAccount,
   ErrorResponseDto,
+  ReauthenticationDto,
+  ReauthenticationGuard,
   SecretKeyService,
   type AuthenticatedAccount,
 } from 'nestjs-rest-2fa';
@@ -28,11 +47,20 @@ class NewSecretKeyDto {
   secretKey!: string;
 }
 
+/** `POST /me/password`: the current factors and the new password. */
+class ChangePasswordDto extends ReauthenticationDto {
+  @ApiProperty({ example: 'a new long passphrase', minLength: 8, maxLength: 128 })
+  @IsString()
+  @MaxLength(1024)
+  newPassword!: string;
+}
+
 /** Routes of the logged-in account; the global `JwtTwoFactorGuard` protects them. */
 @ApiTags('me')
 @ApiBearerAuth()
 @ApiUnauthorizedResponse({
-  description: 'Missing, invalid, expired or revoked access token',
+  description:
+    'Missing, invalid, expired or revoked access token; or (re-authentication) a wrong password or second factor',
   type: ErrorResponseDto,
 })
 @ApiServiceUnavailableResponse({
@@ -41,7 +69,10 @@ class NewSecretKeyDto {
 })
 @Controller('me')
 export class MeController {
-  constructor(private readonly secretKeys: SecretKeyService) {}
+  constructor(
+    private readonly secretKeys: SecretKeyService,
+    private readonly accounts: AccountService,
+  ) {}
 
   @Get()
   @ApiOperation({ summary: 'The account the access token belongs to' })
@@ -51,13 +82,69 @@ export class MeController {
   }
 
   @Post('secret-key')
+  @UseGuards(ReauthenticationGuard)
   @HttpCode(HttpStatus.OK)
   @Header('Cache-Control', 'no-store')
   @ApiOperation({
     summary: 'Rotate the secret key: the old key and every token of the account stop working',
+    description: 'Re-authentication: the body carries the password and the current secret key.',
   })
+  @ApiBody({ type: ReauthenticationDto })
   @ApiOkResponse({ type: NewSecretKeyDto })
-  async rotate(@CurrentAccount('id') accountId: string): Promise<NewSecretKeyDto> {
+  @ApiConflictResponse({ description: 'The account logs in with TOTP', type: ErrorResponseDto })
+  @ApiTooManyRequestsResponse({
+    description: 'Locked out; see Retry-After',
+    type: ErrorResponseDto,
+  })
+  async rotate(
+    @CurrentAccount('id') accountId: string,
+    // Validated (unknown fields refused); the guard has already checked the factors.
+    @Body() _factors: ReauthenticationDto,
+  ): Promise<NewSecretKeyDto> {
     return { secretKey: await this.secretKeys.rotate(accountId) };
+  }
+
+  @Post('password')
+  @UseGuards(ReauthenticationGuard)
+  @HttpCode(HttpStatus.NO_CONTENT)
+  @ApiOperation({
+    summary: 'Change the password: every token of the account is revoked',
+    description:
+      'Re-authentication: the body carries the current password and second factor, and `newPassword`.',
+  })
+  @ApiNoContentResponse({ description: 'Changed; log in again with the new password' })
+  @ApiBadRequestResponse({
+    description: 'The new password breaks the rules',
+    type: ErrorResponseDto,
+  })
+  @ApiTooManyRequestsResponse({
+    description: 'Locked out; see Retry-After',
+    type: ErrorResponseDto,
+  })
+  async changePassword(
+    @CurrentAccount('id') accountId: string,
+    @Body() body: ChangePasswordDto,
+  ): Promise<void> {
+    await this.accounts.changePassword(accountId, body.newPassword);
+  }
+
+  @Delete()
+  @UseGuards(ReauthenticationGuard)
+  @HttpCode(HttpStatus.NO_CONTENT)
+  @ApiOperation({
+    summary: 'Delete the account: every row about it goes and every token is refused at once',
+    description: 'Re-authentication: the body carries the password and the current second factor.',
+  })
+  @ApiBody({ type: ReauthenticationDto })
+  @ApiNoContentResponse({ description: 'Deleted' })
+  @ApiTooManyRequestsResponse({
+    description: 'Locked out; see Retry-After',
+    type: ErrorResponseDto,
+  })
+  async delete(
+    @CurrentAccount('id') accountId: string,
+    @Body() _factors: ReauthenticationDto,
+  ): Promise<void> {
+    await this.accounts.delete(accountId);
   }
 }

@@ -1,6 +1,18 @@
-import { Body, Controller, Delete, Get, Header, HttpCode, HttpStatus, Post } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Header,
+  HttpCode,
+  HttpStatus,
+  Post,
+  UseGuards,
+} from '@nestjs/common';
 import {
   ApiBearerAuth,
+  ApiBody,
+  ApiTooManyRequestsResponse,
   ApiConflictResponse,
   ApiNotFoundResponse,
   ApiOkResponse,
@@ -10,7 +22,13 @@ import {
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
 import { IsString, Matches } from 'class-validator';
-import { CurrentAccount, ErrorResponseDto, TotpService } from 'nestjs-rest-2fa';
+import {
+  CurrentAccount,
+  ErrorResponseDto,
+  ReauthenticationDto,
+  ReauthenticationGuard,
+  TotpService,
+} from 'nestjs-rest-2fa';
 
 class OtpDto {
   @ApiProperty({ example: '123456', description: 'A current code from the authenticator app' })
@@ -70,6 +88,10 @@ class TotpDisabledDto {
   description: 'TOTP is off on this server, or not enrolled',
   type: ErrorResponseDto,
 })
+@ApiTooManyRequestsResponse({
+  description: 'Locked out after wrong codes or factors; see Retry-After',
+  type: ErrorResponseDto,
+})
 @Controller('me/totp')
 export class TotpController {
   constructor(private readonly totp: TotpService) {}
@@ -82,12 +104,20 @@ export class TotpController {
   }
 
   @Post()
+  @UseGuards(ReauthenticationGuard)
   @HttpCode(HttpStatus.OK)
   @Header('Cache-Control', 'no-store')
-  @ApiOperation({ summary: 'Start TOTP enrolment (pending until confirmed)' })
+  @ApiOperation({
+    summary: 'Start TOTP enrolment (pending until confirmed, and it expires)',
+    description: 'Re-authentication: the body carries the password and the current secret key.',
+  })
+  @ApiBody({ type: ReauthenticationDto })
   @ApiOkResponse({ type: TotpEnrolmentDto })
   @ApiConflictResponse({ description: 'TOTP is already enabled', type: ErrorResponseDto })
-  begin(@CurrentAccount('id') accountId: string): Promise<TotpEnrolmentDto> {
+  begin(
+    @CurrentAccount('id') accountId: string,
+    @Body() _factors: ReauthenticationDto,
+  ): Promise<TotpEnrolmentDto> {
     return this.totp.begin(accountId);
   }
 
@@ -107,26 +137,37 @@ export class TotpController {
   }
 
   @Post('recovery-codes')
+  @UseGuards(ReauthenticationGuard)
   @HttpCode(HttpStatus.OK)
   @Header('Cache-Control', 'no-store')
-  @ApiOperation({ summary: 'New recovery codes (the old ones stop working)' })
+  @ApiOperation({
+    summary: 'New recovery codes (the old ones stop working)',
+    description: 'Re-authentication: the body carries the password and a code (`otp`).',
+  })
+  @ApiBody({ type: ReauthenticationDto })
   @ApiOkResponse({ type: RecoveryCodesDto })
   async regenerate(
     @CurrentAccount('id') accountId: string,
-    @Body() body: OtpDto,
+    @Body() _factors: ReauthenticationDto,
   ): Promise<RecoveryCodesDto> {
-    return { recoveryCodes: await this.totp.regenerateRecoveryCodes(accountId, body.otp) };
+    return { recoveryCodes: await this.totp.regenerateRecoveryCodes(accountId) };
   }
 
   @Delete()
+  @UseGuards(ReauthenticationGuard)
   @HttpCode(HttpStatus.OK)
   @Header('Cache-Control', 'no-store')
-  @ApiOperation({ summary: 'Turn TOTP off with a code; returns a fresh secret key' })
+  @ApiOperation({
+    summary: 'Turn TOTP off; returns a fresh secret key',
+    description:
+      'Re-authentication: the body carries the password and a code (`otp`) or a recovery code.',
+  })
+  @ApiBody({ type: ReauthenticationDto })
   @ApiOkResponse({ type: TotpDisabledDto })
   async disable(
     @CurrentAccount('id') accountId: string,
-    @Body() body: OtpDto,
+    @Body() _factors: ReauthenticationDto,
   ): Promise<TotpDisabledDto> {
-    return { secretKey: await this.totp.disable(accountId, body.otp) };
+    return { secretKey: await this.totp.disable(accountId) };
   }
 }

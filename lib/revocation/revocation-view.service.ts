@@ -1,26 +1,20 @@
 import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { DataSource, MoreThan, MoreThanOrEqual } from 'typeorm';
-import { Account } from '../accounts/account.entity.js';
 import { InjectTwoFactorOptions, InjectTwoFactorRedis } from '../common/inject.decorators.js';
 import type { ResolvedTwoFactorAuthOptions } from '../two-factor-auth.options.js';
-import { IssuedToken } from './issued-token.entity.js';
 import { withTimeout } from '../common/with-timeout.util.js';
+import { RevocationLog, type RevocationEvent } from './revocation-log.service.js';
 
-/** What one revocation changes: revoked `jti`s (with their `exp`) and account cut-offs. */
-export interface RevocationEvent {
-  /** `[jti, exp]` pairs (exp in seconds). */
-  tokens: [string, number][];
-  /** `[accountId, tokensValidAfter]` pairs (epoch ms). */
-  accounts: [string, number][];
-}
+export type { RevocationEvent } from './revocation-log.service.js';
 
 /** The Redis pub/sub channel revocations travel on (its messages are a wire format). */
 export const REVOCATION_CHANNEL = 'nestjs-rest-2fa:revocations';
-/** Each sync re-reads this much before its cursor, to absorb clock skew between instances. */
-const SYNC_OVERLAP_MS = 5000;
+/**
+ * Each poll re-reads this much (database clock) before its cursor: a revocation whose write
+ * commits up to this long after its stamp (a slow transaction) is still seen.
+ */
+const SYNC_OVERLAP_MS = 15_000;
 /** Longest a revocation waits for Redis to take its message; the database poll is the fallback. */
 const PUBLISH_TIMEOUT_MS = 500;
 /** Longest the start-up waits for the subscription; after that it completes in the background. */
@@ -30,19 +24,24 @@ const MAX_RECONNECT_DELAY_MS = 2000;
 
 /**
  * The guard's in-memory view of revocations, so that checking a token costs no query.
- * It holds the revoked `jti`s until they expire and, per account, the time before which
- * every token is revoked. It is kept fresh by polling the database every
- * `revocation.syncInterval` ms and, with Redis, by pub/sub messages that arrive at once.
- * If no sync has succeeded for `revocation.maxStaleness` ms the view reports itself stale
- * and the guard refuses every token (fail closed).
+ * It holds only what the guard needs: revoked access-token `jti`s until they expire and, per
+ * account, the time before which every token is revoked (spent refresh tokens are checked in
+ * the database by the refresh itself, so they never fill this memory). It is kept fresh by
+ * polling the database's revocation log every `revocation.syncInterval` ms with a cursor on the
+ * database clock and, with Redis, by pub/sub messages that arrive at once. A poll that hangs is
+ * abandoned after a timeout, so the next one can run. If no poll has succeeded for
+ * `revocation.maxStaleness` ms the view reports itself stale and the guard refuses every token
+ * (fail closed) until one does.
  */
 @Injectable()
 export class RevocationView implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('TwoFactorAuth');
   private readonly instanceId = randomUUID();
   private readonly revoked = new Map<string, number>();
-  private readonly validAfter = new Map<string, number>();
+  private readonly validAfter = new Map<string, [after: number, horizon: number]>();
+  /** Database clock (ms) at the start of the last successful poll; 0 before the first. */
   private cursor = 0;
+  /** Local time of the last successful poll (only ever compared with this process's clock). */
   private lastSync = 0;
   private timer: NodeJS.Timeout | undefined;
   private subscriber: Redis | undefined;
@@ -50,13 +49,12 @@ export class RevocationView implements OnModuleInit, OnApplicationShutdown {
   private publishFailing = false;
 
   constructor(
-    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly log: RevocationLog,
     @InjectTwoFactorOptions() private readonly options: ResolvedTwoFactorAuthOptions,
     @InjectTwoFactorRedis() private readonly redis: Redis | null,
   ) {}
 
   async onModuleInit(): Promise<void> {
-    this.cursor = Date.now() - SYNC_OVERLAP_MS;
     await this.sync().catch(() => undefined);
     this.timer = setInterval(
       () => void this.sync().catch(() => undefined),
@@ -79,18 +77,19 @@ export class RevocationView implements OnModuleInit, OnApplicationShutdown {
   /** True when the token `jti` of account `sub`, issued at `iat` (s), is revoked. */
   isRevoked(jti: string, sub: string, iat: number): boolean {
     if (this.revoked.has(jti)) return true;
-    const after = this.validAfter.get(sub);
-    return after !== undefined && iat < Math.floor(after / 1000);
+    const cut = this.validAfter.get(sub);
+    return cut !== undefined && iat < Math.floor(cut[0] / 1000);
   }
 
-  /** Number of revoked, unexpired `jti`s held (for benchmarks and health). */
+  /** Number of revoked, unexpired access-token `jti`s held (for benchmarks and health). */
   get size(): number {
     return this.revoked.size;
   }
 
   /**
-   * Records a revocation made by this instance and tells the other instances. Never fails and
-   * never waits long for Redis: without it, the others learn of the revocation by their poll.
+   * Applies a revocation this instance has just recorded in the database and tells the other
+   * instances. Never fails and never waits long for Redis: without it, the others learn of the
+   * revocation by their poll.
    */
   async publish(event: RevocationEvent): Promise<void> {
     this.apply(event);
@@ -113,47 +112,46 @@ export class RevocationView implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
-  /** Pulls revocations newer than the cursor from the database. */
+  /**
+   * Pulls the revocations recorded since the cursor. A poll that does not finish within the
+   * timeout is abandoned (its late result, if any, is still applied) so that one hung query
+   * cannot keep the view stale until a restart.
+   */
   sync(): Promise<void> {
-    this.syncing ??= this.pull().finally(() => (this.syncing = undefined));
+    const timeout = Math.max(2000, 4 * this.options.revocation.syncInterval);
+    this.syncing ??= withTimeout(this.pull(), timeout).finally(() => (this.syncing = undefined));
     return this.syncing;
   }
 
   private async pull(): Promise<void> {
     const startedAt = Date.now();
-    const since = this.cursor - SYNC_OVERLAP_MS;
-    const nowSeconds = Math.floor(startedAt / 1000);
-    const [tokens, accounts] = await Promise.all([
-      this.dataSource.getRepository(IssuedToken).find({
-        select: { jti: true, exp: true },
-        where: { revokedAt: MoreThanOrEqual(since), exp: MoreThan(nowSeconds) },
-      }),
-      this.dataSource.getRepository(Account).find({
-        select: { id: true, tokensValidAfter: true },
-        where: { tokensValidAfter: MoreThanOrEqual(since) },
-      }),
-    ]);
-    this.apply({
-      tokens: tokens.map((t) => [t.jti, t.exp]),
-      accounts: accounts.map((a) => [a.id, a.tokensValidAfter]),
-    });
-    this.cursor = startedAt;
-    this.lastSync = startedAt;
-    this.forgetExpired(nowSeconds);
+    const dbNow = await this.log.now();
+    // The first poll reads as far back as a token lives: a cut-off made just before start-up
+    // must still refuse tokens this instance will meet.
+    const since =
+      this.cursor === 0
+        ? dbNow - (this.options.refreshTokenTtl + 60) * 1000
+        : this.cursor - SYNC_OVERLAP_MS;
+    const event = await this.log.since(since);
+    this.apply(event);
+    this.cursor = Math.max(this.cursor, dbNow);
+    this.lastSync = Math.max(this.lastSync, startedAt);
+    this.forgetExpired(Math.floor(startedAt / 1000));
   }
 
   private apply(event: RevocationEvent): void {
     for (const [jti, exp] of event.tokens) this.revoked.set(jti, exp);
-    for (const [id, after] of event.accounts) {
-      if (after > (this.validAfter.get(id) ?? 0)) this.validAfter.set(id, after);
+    for (const [id, after, horizon] of event.accounts) {
+      if (after > (this.validAfter.get(id)?.[0] ?? 0)) this.validAfter.set(id, [after, horizon]);
     }
   }
 
   private forgetExpired(nowSeconds: number): void {
     for (const [jti, exp] of this.revoked) if (exp < nowSeconds - 60) this.revoked.delete(jti);
-    // A cut-off older than the longest token lifetime can no longer refuse anything.
-    const horizon = (nowSeconds - this.options.refreshTokenTtl - 60) * 1000;
-    for (const [id, after] of this.validAfter) if (after < horizon) this.validAfter.delete(id);
+    // A cut-off past its horizon (the longest token lifetime) can no longer refuse anything.
+    for (const [id, [, horizon]] of this.validAfter) {
+      if (horizon < nowSeconds - 60) this.validAfter.delete(id);
+    }
   }
 
   /**
@@ -204,16 +202,16 @@ export class RevocationView implements OnModuleInit, OnApplicationShutdown {
   }
 }
 
-function isPairList(value: unknown, first: 'string', second: 'number'): boolean {
+/** An array of tuples `[string, number, …]` of `length` members each. */
+function isTupleList(value: unknown, length: number): boolean {
   return (
     Array.isArray(value) &&
     value.every(
-      (pair) =>
-        Array.isArray(pair) &&
-        pair.length === 2 &&
-        typeof pair[0] === first &&
-        typeof pair[1] === second &&
-        Number.isFinite(pair[1]),
+      (tuple) =>
+        Array.isArray(tuple) &&
+        tuple.length === length &&
+        typeof tuple[0] === 'string' &&
+        tuple.slice(1).every((n) => typeof n === 'number' && Number.isFinite(n)),
     )
   );
 }
@@ -221,9 +219,6 @@ function isPairList(value: unknown, first: 'string', second: 'number'): boolean 
 function isRevocationMessage(value: unknown): value is RevocationEvent & { from: unknown } {
   const v = value as Partial<RevocationEvent> | null;
   return (
-    typeof v === 'object' &&
-    v !== null &&
-    isPairList(v.tokens, 'string', 'number') &&
-    isPairList(v.accounts, 'string', 'number')
+    typeof v === 'object' && v !== null && isTupleList(v.tokens, 2) && isTupleList(v.accounts, 3)
   );
 }
