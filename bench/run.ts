@@ -36,7 +36,7 @@ const TWO_FACTOR_APP = new URL('./fixtures/two-factor-app.js', import.meta.url);
 const STOCK_APP = new URL('./fixtures/stock-app.js', import.meta.url);
 const MICRO = new URL('./micro.js', import.meta.url);
 /** RevocationView re-reads this much before its cursor (SYNC_OVERLAP_MS) every syncInterval. */
-const VIEW_OVERLAP_MS = 5000 + 2 * 500;
+const VIEW_OVERLAP_MS = 15_000 + 2 * 500;
 
 const log = (line: string) => console.log(line);
 

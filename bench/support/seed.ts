@@ -41,8 +41,9 @@ export interface SeedResult {
 }
 
 /**
- * Inserts rows straight into `tfa_issued_tokens` of a running fixture's SQLite file (its
- * migrations created the table), in batches, one transaction per batch. Columns as in
+ * Inserts rows straight into `tfa_issued_tokens` (and, for revoked ones, `tfa_revocations`) of
+ * a running fixture's SQLite file (its migrations created the tables), in batches, one
+ * transaction per batch. Columns as in
  * lib/database/migrations/init.migration.ts: instants are epoch ms BIGINT, iat/nbf/exp
  * epoch seconds.
  */
@@ -56,12 +57,19 @@ export function seedIssuedTokens(file: string, options: SeedOptions): SeedResult
         replaced_by, revoked_at, revoked_reason, created_at)
      VALUES (?, ?, 'access', ?, ?, NULL, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)`,
   );
+  // A revoked access token is also a record of the revocation log the instances poll.
+  const logRevocation = db.prepare(
+    `INSERT INTO tfa_revocations (id, kind, subject, valid_after, exp, recorded_at)
+     VALUES (?, 'token', ?, NULL, ?, ?)`,
+  );
   const batch = db.transaction((count: number, revoked: boolean) => {
     const now = Date.now();
     const iat = Math.floor(now / 1000) - 60;
     for (let i = 0; i < count; i++) {
+      const jti = randomUUID();
+      if (revoked) logRevocation.run(randomUUID(), jti, iat + 3600, now);
       insert.run(
-        randomUUID(),
+        jti,
         options.accountId,
         options.issuer,
         options.accountId,

@@ -136,6 +136,8 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
           familyId: record.familyId,
           jti: record.jti,
         });
+        // The re-used token says why in its record, for whoever investigates.
+        await this.tokens.update({ jti: record.jti }, { revokedReason: 'reuse-detected' });
         await this.revokeFamily(record.familyId, 'reuse-detected');
       }
       throw invalidRefreshToken();

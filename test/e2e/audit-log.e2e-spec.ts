@@ -49,13 +49,23 @@ describe('audit events and logs', () => {
     const second = await logIn(running, account);
     secrets.push(second.access_token, second.refresh_token);
     const auth = { Authorization: `Bearer ${second.access_token}` };
-    const rotated = await running.http().post('/me/secret-key').set(auth).expect(200);
+    const rotated = await running
+      .http()
+      .post('/me/secret-key')
+      .set(auth)
+      .send({ password: account.password, secretKey: account.secretKey })
+      .expect(200);
     secrets.push(rotated.body.secretKey);
 
     const third = await logIn(running, { ...account, secretKey: rotated.body.secretKey });
     secrets.push(third.access_token, third.refresh_token);
     const auth3 = { Authorization: `Bearer ${third.access_token}` };
-    const enrolment = await running.http().post('/me/totp').set(auth3).expect(200);
+    const enrolment = await running
+      .http()
+      .post('/me/totp')
+      .set(auth3)
+      .send({ password: account.password, secretKey: rotated.body.secretKey })
+      .expect(200);
     secrets.push(enrolment.body.secret, enrolment.body.otpauthUri);
     const secret = base32Decode(enrolment.body.secret);
     const step = await freshStep();
@@ -91,7 +101,7 @@ describe('audit events and logs', () => {
       .http()
       .delete('/me/totp')
       .set(auth4)
-      .send({ otp: offOtp })
+      .send({ password: account.password, otp: offOtp })
       .expect(200);
     secrets.push(off.body.secretKey);
     const last = await logIn(running, { ...account, secretKey: off.body.secretKey });

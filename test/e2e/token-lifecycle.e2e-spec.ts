@@ -276,6 +276,7 @@ describe.each(setups())('token lifecycle on %s with %s', (kind, adapter) => {
         .http()
         .post('/me/secret-key')
         .set('Authorization', `Bearer ${a.access_token}`)
+        .send({ password: account.password, secretKey: account.secretKey })
         .expect(200);
       const newKey: string = res.body.secretKey;
       expect(newKey).toMatch(/^[A-Za-z0-9_-]{43}$/);

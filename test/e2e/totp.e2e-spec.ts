@@ -32,7 +32,12 @@ describe.each(setups())('TOTP second factor on %s with %s', (kind, adapter) => {
     const account = await signUp(running);
     const { access_token } = await logIn(running, account);
     const before = { Authorization: `Bearer ${access_token}` };
-    const started = await running.http().post('/me/totp').set(before).expect(200);
+    const started = await running
+      .http()
+      .post('/me/totp')
+      .set(before)
+      .send({ password: account.password, secretKey: account.secretKey })
+      .expect(200);
     const secret = base32Decode(started.body.secret);
     const step = await freshStep();
     const confirmed = await running
@@ -63,7 +68,14 @@ describe.each(setups())('TOTP second factor on %s with %s', (kind, adapter) => {
     const account = await signUp(running, `totp-${Date.now()}`);
     const { access_token } = await logIn(running, account);
     const auth = { Authorization: `Bearer ${access_token}` };
-    const started = await running.http().post('/me/totp').set(auth).expect(200);
+    // A bearer token alone does not start an enrolment (re-authentication).
+    await running.http().post('/me/totp').set(auth).expect(401);
+    const started = await running
+      .http()
+      .post('/me/totp')
+      .set(auth)
+      .send({ password: account.password, secretKey: account.secretKey })
+      .expect(200);
     expect(started.body.secret).toMatch(/^[A-Z2-7]{32,}$/);
     expect(base32Decode(started.body.secret).length).toBeGreaterThanOrEqual(20);
     const uri = new URL(started.body.otpauthUri);
@@ -109,7 +121,12 @@ describe.each(setups())('TOTP second factor on %s with %s', (kind, adapter) => {
     const status = await running.http().get('/me/totp').set(fresh).expect(200);
     expect(status.body).toEqual({ enabled: true, pending: false, recoveryCodesRemaining: 10 });
     // A key rotation makes no sense for a TOTP account.
-    await running.http().post('/me/secret-key').set(fresh).expect(409);
+    await running
+      .http()
+      .post('/me/secret-key')
+      .set(fresh)
+      .send({ ...creds, otp: totpAt(secret, step + 2) })
+      .expect(409);
   });
 
   it('accepts each code once, refuses replays and old steps, and each recovery code once', async () => {
@@ -156,23 +173,35 @@ describe.each(setups())('TOTP second factor on %s with %s', (kind, adapter) => {
 
   it('regenerates recovery codes (old ones die) and disables with a code, handing back a secret key', async () => {
     const { account, secret, step, recoveryCodes, auth } = await enrol();
-    const fresh = await running
+    const creds = { username: account.username, password: account.password };
+    // A code without the password is not enough (re-authentication needs both).
+    await running
       .http()
       .post('/me/totp/recovery-codes')
       .set(auth)
       .send({ otp: totpAt(secret, step) })
+      .expect(401);
+    const fresh = await running
+      .http()
+      .post('/me/totp/recovery-codes')
+      .set(auth)
+      .send({ password: account.password, otp: totpAt(secret, step) })
       .expect(200);
     expect(fresh.body.recoveryCodes).toHaveLength(10);
-    const creds = { username: account.username, password: account.password };
     await login({ ...creds, recoveryCode: recoveryCodes[0] }).expect(401);
     await login({ ...creds, recoveryCode: fresh.body.recoveryCodes[0] }).expect(200);
 
-    await running.http().delete('/me/totp').set(auth).send({ otp: '999999' }).expect(401);
+    await running
+      .http()
+      .delete('/me/totp')
+      .set(auth)
+      .send({ password: account.password, otp: '999999' })
+      .expect(401);
     const off = await running
       .http()
       .delete('/me/totp')
       .set(auth)
-      .send({ otp: totpAt(secret, step + 1) })
+      .send({ password: account.password, otp: totpAt(secret, step + 1) })
       .expect(200);
     expect(off.body.secretKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
     await running.http().get('/me').set(auth).expect(401);

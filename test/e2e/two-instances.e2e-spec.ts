@@ -282,6 +282,7 @@ withPostgresAndRedis('two instances sharing PostgreSQL and Redis', () => {
       .http()
       .post('/me/secret-key')
       .set('Authorization', `Bearer ${fromA.access_token}`)
+      .send({ password: account.password, secretKey: account.secretKey })
       .expect(200);
     for (const token of [fromB.access_token, fromA.access_token]) {
       expect(await msUntilRefused(b, token, startedAt, PUB_SUB_BOUND_MS)).toBeLessThanOrEqual(
