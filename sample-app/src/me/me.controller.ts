@@ -23,7 +23,7 @@ import {
   ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
-import { IsString, MaxLength } from 'class-validator';
+import { IsString, Matches, MaxLength, MinLength } from 'class-validator';
 import {
   AccountService,
   CurrentAccount,
@@ -31,8 +31,11 @@ import {
   ReauthenticationDto,
   ReauthenticationGuard,
   SecretKeyService,
+  TWO_FACTOR_AUTH_DEFAULTS,
   type AuthenticatedAccount,
 } from 'nestjs-rest-2fa';
+
+const { minLength, maxLength } = TWO_FACTOR_AUTH_DEFAULTS.password;
 
 class MeDto {
   @ApiProperty({ format: 'uuid' })
@@ -47,11 +50,17 @@ class NewSecretKeyDto {
   secretKey!: string;
 }
 
-/** `POST /me/password`: the current factors and the new password. */
+/**
+ * `POST /me/password`: the current factors and the new password. The new password's rules are
+ * checked here too (the sample app keeps the module's default lengths), so that a request the
+ * service would refuse is refused before the factors are checked and a code spent.
+ */
 class ChangePasswordDto extends ReauthenticationDto {
-  @ApiProperty({ example: 'a new long passphrase', minLength: 8, maxLength: 128 })
+  @ApiProperty({ example: 'a new long passphrase', minLength, maxLength })
   @IsString()
-  @MaxLength(1024)
+  @MinLength(minLength)
+  @MaxLength(maxLength)
+  @Matches(/^[^\0]*$/, { message: 'newPassword must not contain NUL characters' })
   newPassword!: string;
 }
 
