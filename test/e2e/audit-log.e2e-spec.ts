@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { CapturingLogger } from '../support/capturing.logger.js';
 import {
   createSuiteEnvironment,
@@ -141,6 +142,11 @@ describe('audit events and logs', () => {
       reason: expect.any(String),
       usernameHash: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
+    // Keyed: a dictionary of names hashed with plain SHA-256 does not find it.
+    const normalised = account.username.trim().normalize('NFC').toLowerCase();
+    for (const name of [account.username, normalised]) {
+      expect(failed?.usernameHash).not.toBe(createHash('sha256').update(name).digest('hex'));
+    }
 
     const everything = logger.lines.join('\n');
     for (const secretValue of secrets) {

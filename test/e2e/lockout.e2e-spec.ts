@@ -4,6 +4,7 @@
  * reset on success, and persistence across a restart. Runs on every available database: the
  * counter lives in SQL.
  */
+import { createHash } from 'node:crypto';
 import type { Response } from 'supertest';
 import { databases } from '../support/servers.js';
 import {
@@ -167,6 +168,24 @@ describe.each(databases())('lockout on %s', (kind) => {
     for (const res of answers) expect([401, 429]).toContain(res.status);
     // Six failures were counted (none lost to a race): the account is locked.
     expectLocked(await login(running, account));
+  });
+
+  it('keys its rows by a keyed hash of the name, never by a plain SHA-256 of it', async () => {
+    // A name an attacker tried (often a mistyped password) must not be recoverable from the
+    // table by hashing a dictionary.
+    const username = `dictionary-word-${Date.now()}`;
+    await login(running, {
+      username,
+      password: 'wrong password!',
+      secretKey: 'A'.repeat(43),
+    }).expect(401);
+    const rows: Array<{ username_hash: string }> = await running.dataSource.query(
+      'SELECT username_hash FROM tfa_login_attempts',
+    );
+    const plain = createHash('sha256').update(username).digest('hex');
+    expect(rows.length).toBeGreaterThan(0);
+    expect(rows.map((r) => r.username_hash)).not.toContain(plain);
+    for (const row of rows) expect(row.username_hash).toMatch(/^[0-9a-f]{64}$/);
   });
 
   it('resets the counter on a successful login', async () => {
