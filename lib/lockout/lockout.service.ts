@@ -7,6 +7,7 @@ import { InjectTwoFactorOptions } from '../common/inject.decorators.js';
 import { AuditEvents } from '../events/audit-events.service.js';
 import type { ResolvedTwoFactorAuthOptions } from '../two-factor-auth.options.js';
 import { LoginAttempt } from './login-attempt.entity.js';
+import { retryOnConflict } from '../database/conflict-retry.js';
 
 /** Longest a guess may hold its place; a place held longer is presumed lost (a crash). */
 const IN_FLIGHT_LIMIT_MS = 60_000;
@@ -76,11 +77,15 @@ export class LockoutService {
   /** Deletes the counters of usernames idle for longer than `graceMs`. */
   async prune(graceMs: number): Promise<void> {
     const idle = Date.now() - graceMs;
-    await this.attempts
-      .createQueryBuilder()
-      .delete()
-      .where('locked_until < :idle AND window_start < :idle AND in_flight_since < :idle', { idle })
-      .execute();
+    await retryOnConflict(() =>
+      this.attempts
+        .createQueryBuilder()
+        .delete()
+        .where('locked_until < :idle AND window_start < :idle AND in_flight_since < :idle', {
+          idle,
+        })
+        .execute(),
+    );
   }
 
   /** Forgets every counter of a username (its account was deleted). */
@@ -92,64 +97,72 @@ export class LockoutService {
   private async reserve(usernameHash: string): Promise<boolean> {
     const { maxAttempts, seconds } = this.options.lockout || { maxAttempts: 0, seconds: 0 };
     const now = Date.now();
-    await this.attempts
-      .createQueryBuilder()
-      .insert()
-      .values({
-        usernameHash,
-        failures: 0,
-        windowStart: 0,
-        lockedUntil: 0,
-        inFlight: 0,
-        inFlightSince: 0,
-      })
-      .orIgnore()
-      .execute();
+    await retryOnConflict(() =>
+      this.attempts
+        .createQueryBuilder()
+        .insert()
+        .values({
+          usernameHash,
+          failures: 0,
+          windowStart: 0,
+          lockedUntil: 0,
+          inFlight: 0,
+          inFlightSince: 0,
+        })
+        .orIgnore()
+        .execute(),
+    );
     // Failures older than one lockout period no longer count; places held for a minute were lost.
-    await this.attempts
-      .createQueryBuilder()
-      .update()
-      .set({
-        failures: () => 'CASE WHEN window_start < :stale THEN 0 ELSE failures END',
-        inFlight: () => 'CASE WHEN in_flight_since < :lost THEN 0 ELSE in_flight END',
-      })
-      .where(
-        'username_hash = :usernameHash AND locked_until <= :now AND ' +
-          '((failures > 0 AND window_start < :stale) OR (in_flight > 0 AND in_flight_since < :lost))',
-      )
-      .setParameters({
-        usernameHash,
-        now,
-        stale: now - seconds * 1000,
-        lost: now - IN_FLIGHT_LIMIT_MS,
-      })
-      .execute();
-    const reserved = await this.attempts
-      .createQueryBuilder()
-      .update()
-      .set({ inFlight: () => 'in_flight + 1', inFlightSince: now })
-      .where(
-        'username_hash = :usernameHash AND locked_until <= :now AND failures + in_flight < :max',
-      )
-      .setParameters({ usernameHash, now, max: maxAttempts })
-      .execute();
+    await retryOnConflict(() =>
+      this.attempts
+        .createQueryBuilder()
+        .update()
+        .set({
+          failures: () => 'CASE WHEN window_start < :stale THEN 0 ELSE failures END',
+          inFlight: () => 'CASE WHEN in_flight_since < :lost THEN 0 ELSE in_flight END',
+        })
+        .where(
+          'username_hash = :usernameHash AND locked_until <= :now AND ' +
+            '((failures > 0 AND window_start < :stale) OR (in_flight > 0 AND in_flight_since < :lost))',
+        )
+        .setParameters({
+          usernameHash,
+          now,
+          stale: now - seconds * 1000,
+          lost: now - IN_FLIGHT_LIMIT_MS,
+        })
+        .execute(),
+    );
+    const reserved = await retryOnConflict(() =>
+      this.attempts
+        .createQueryBuilder()
+        .update()
+        .set({ inFlight: () => 'in_flight + 1', inFlightSince: now })
+        .where(
+          'username_hash = :usernameHash AND locked_until <= :now AND failures + in_flight < :max',
+        )
+        .setParameters({ usernameHash, now, max: maxAttempts })
+        .execute(),
+    );
     return (reserved.affected ?? 0) === 1;
   }
 
   /** A guess refused unevaluated: it counts as a failure (unless locked), then 429. */
   private async refuse(usernameHash: string): Promise<RetryAfterException> {
     const now = Date.now();
-    await this.attempts
-      .createQueryBuilder()
-      .update()
-      .set({
-        // Listed before `failures`: MySQL evaluates SET clauses left to right.
-        windowStart: () => 'CASE WHEN failures = 0 THEN :now ELSE window_start END',
-        failures: () => 'failures + 1',
-      })
-      .where('username_hash = :usernameHash AND locked_until <= :now')
-      .setParameters({ usernameHash, now })
-      .execute();
+    await retryOnConflict(() =>
+      this.attempts
+        .createQueryBuilder()
+        .update()
+        .set({
+          // Listed before `failures`: MySQL evaluates SET clauses left to right.
+          windowStart: () => 'CASE WHEN failures = 0 THEN :now ELSE window_start END',
+          failures: () => 'failures + 1',
+        })
+        .where('username_hash = :usernameHash AND locked_until <= :now')
+        .setParameters({ usernameHash, now })
+        .execute(),
+    );
     await this.lockIfDue(usernameHash);
     const row = await this.attempts.findOne({ where: { usernameHash } });
     const lockedFor = row && row.lockedUntil > now ? Math.ceil((row.lockedUntil - now) / 1000) : 1;
@@ -178,26 +191,30 @@ export class LockoutService {
     } else if (result === 'success') {
       set.failures = () => 'CASE WHEN locked_until <= :now THEN 0 ELSE failures END';
     }
-    await this.attempts
-      .createQueryBuilder()
-      .update()
-      .set(set)
-      .where('username_hash = :usernameHash')
-      .setParameters({ usernameHash, now })
-      .execute();
+    await retryOnConflict(() =>
+      this.attempts
+        .createQueryBuilder()
+        .update()
+        .set(set)
+        .where('username_hash = :usernameHash')
+        .setParameters({ usernameHash, now })
+        .execute(),
+    );
   }
 
   /** Locks the username once its failures reach the limit (a lock is set once, never extended). */
   private async lockIfDue(usernameHash: string): Promise<void> {
     const { maxAttempts, seconds } = this.options.lockout || { maxAttempts: 0, seconds: 0 };
     const now = Date.now();
-    const locked = await this.attempts
-      .createQueryBuilder()
-      .update()
-      .set({ failures: 0, lockedUntil: now + seconds * 1000 })
-      .where('username_hash = :usernameHash AND locked_until <= :now AND failures >= :max')
-      .setParameters({ usernameHash, now, max: maxAttempts })
-      .execute();
+    const locked = await retryOnConflict(() =>
+      this.attempts
+        .createQueryBuilder()
+        .update()
+        .set({ failures: 0, lockedUntil: now + seconds * 1000 })
+        .where('username_hash = :usernameHash AND locked_until <= :now AND failures >= :max')
+        .setParameters({ usernameHash, now, max: maxAttempts })
+        .execute(),
+    );
     if ((locked.affected ?? 0) > 0) this.events.emit('account.locked', { usernameHash, seconds });
   }
 }

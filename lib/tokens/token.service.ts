@@ -16,6 +16,7 @@ import { RevocationView } from '../revocation/revocation-view.service.js';
 import { checkClaims, type ClaimSet } from './claims.util.js';
 import { TokenFamily } from './token-family.entity.js';
 import type { RevocationReason, TokenPair } from './token.types.js';
+import { retryOnConflict } from '../database/conflict-retry.js';
 
 /** What a token record is made from. */
 interface RecordSpec {
@@ -95,13 +96,15 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
     if (epoch === undefined) throw invalidCredentials();
     const familyId = randomUUID();
     const { pair, accessJti, jtis } = await this.unlessAccountGone(account.id, async () => {
-      await this.families.insert({
-        id: familyId,
-        accountId: account.id,
-        epoch,
-        revokedAt: null,
-        createdAt: Date.now(),
-      });
+      await retryOnConflict(() =>
+        this.families.insert({
+          id: familyId,
+          accountId: account.id,
+          epoch,
+          revokedAt: null,
+          createdAt: Date.now(),
+        }),
+      );
       return this.issuePair(account.id, familyId, null);
     });
     if (!(await this.familyStillLive(familyId))) {
@@ -123,9 +126,11 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
     const claims = this.verifyClaims(refreshToken, REFRESH_TOKEN_TYP);
     if (!claims) throw invalidRefreshToken();
     const newRefreshJti = randomUUID();
-    const spent = await this.tokens.update(
-      { jti: claims.jti, type: 'refresh', sub: claims.sub, revokedAt: IsNull() },
-      { revokedAt: Date.now(), revokedReason: 'rotated', replacedBy: newRefreshJti },
+    const spent = await retryOnConflict(() =>
+      this.tokens.update(
+        { jti: claims.jti, type: 'refresh', sub: claims.sub, revokedAt: IsNull() },
+        { revokedAt: Date.now(), revokedReason: 'rotated', replacedBy: newRefreshJti },
+      ),
     );
     const record = await this.tokens.findOne({ where: { jti: claims.jti } });
     if (spent.affected !== 1 || !record) {
@@ -137,7 +142,9 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
           jti: record.jti,
         });
         // The re-used token says why in its record, for whoever investigates.
-        await this.tokens.update({ jti: record.jti }, { revokedReason: 'reuse-detected' });
+        await retryOnConflict(() =>
+          this.tokens.update({ jti: record.jti }, { revokedReason: 'reuse-detected' }),
+        );
         await this.revokeFamily(record.familyId, 'reuse-detected');
       }
       throw invalidRefreshToken();
@@ -175,9 +182,8 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
    */
   async revoke(jti: string, reason: RevocationReason = 'revoked'): Promise<boolean> {
     const now = Date.now();
-    const result = await this.tokens.update(
-      { jti, revokedAt: IsNull() },
-      { revokedAt: now, revokedReason: reason },
+    const result = await retryOnConflict(() =>
+      this.tokens.update({ jti, revokedAt: IsNull() }, { revokedAt: now, revokedReason: reason }),
     );
     const row = await this.tokens.findOne({
       select: {
@@ -222,10 +228,14 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
   async revokeFamily(familyId: string, reason: RevocationReason = 'revoked'): Promise<void> {
     const now = Date.now();
     // The mark first: a refresh racing this one reads it after writing its new pair.
-    await this.families.update({ id: familyId, revokedAt: IsNull() }, { revokedAt: now });
-    await this.tokens.update(
-      { familyId, revokedAt: IsNull() },
-      { revokedAt: now, revokedReason: reason },
+    await retryOnConflict(() =>
+      this.families.update({ id: familyId, revokedAt: IsNull() }, { revokedAt: now }),
+    );
+    await retryOnConflict(() =>
+      this.tokens.update(
+        { familyId, revokedAt: IsNull() },
+        { revokedAt: now, revokedReason: reason },
+      ),
     );
     const rows = await this.tokens.find({
       select: { jti: true, exp: true, accountId: true, type: true },
@@ -252,14 +262,20 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
     // seconds) covers tokens this instance has not seen; a login made later in the same
     // second keeps working, as it should.
     const now = Date.now();
-    await this.accounts.update(
-      { id: accountId },
-      { tokenEpoch: () => 'token_epoch + 1', tokensValidAfter: now, updatedAt: now },
+    await retryOnConflict(() =>
+      this.accounts.update(
+        { id: accountId },
+        { tokenEpoch: () => 'token_epoch + 1', tokensValidAfter: now, updatedAt: now },
+      ),
     );
-    await this.families.update({ accountId, revokedAt: IsNull() }, { revokedAt: now });
-    await this.tokens.update(
-      { accountId, revokedAt: IsNull() },
-      { revokedAt: now, revokedReason: reason },
+    await retryOnConflict(() =>
+      this.families.update({ accountId, revokedAt: IsNull() }, { revokedAt: now }),
+    );
+    await retryOnConflict(() =>
+      this.tokens.update(
+        { accountId, revokedAt: IsNull() },
+        { revokedAt: now, revokedReason: reason },
+      ),
     );
     const rows = await this.tokens.find({
       select: { jti: true, exp: true, type: true },
@@ -350,9 +366,11 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
 
   /** Revokes rows written for tokens that are never handed out. */
   private async withdraw(jtis: string[]): Promise<void> {
-    await this.tokens.update(
-      { jti: In(jtis), revokedAt: IsNull() },
-      { revokedAt: Date.now(), revokedReason: 'withdrawn' },
+    await retryOnConflict(() =>
+      this.tokens.update(
+        { jti: In(jtis), revokedAt: IsNull() },
+        { revokedAt: Date.now(), revokedReason: 'withdrawn' },
+      ),
     );
   }
 
@@ -378,7 +396,7 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
       jti: refreshJti,
       ttl: refreshTokenTtl,
     });
-    await this.tokens.insert([access, refresh]);
+    await retryOnConflict(() => this.tokens.insert([access, refresh]));
     const pair: TokenPair = {
       access_token: this.sign(ACCESS_TOKEN_TYP, access),
       token_type: 'Bearer',
