@@ -1,0 +1,93 @@
+import { Module, type INestApplication, type Type } from '@nestjs/common';
+import { EventEmitterModule, OnEvent } from '@nestjs/event-emitter';
+import { Test } from '@nestjs/testing';
+import { getDataSourceToken, TypeOrmModule, type TypeOrmModuleOptions } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+import {
+  TWO_FACTOR_AUTH_ENTITIES,
+  TWO_FACTOR_AUTH_MIGRATIONS,
+  TwoFactorAuthModule,
+  type TwoFactorAuthModuleOptions,
+} from '../../lib/index.js';
+import { generateJwk } from './keys.js';
+import { createTestDatabase, type DatabaseKind, type TestDatabase } from './servers.js';
+
+/** One audit event as a listener receives it. */
+export type CapturedEvent = { name: string } & Record<string, unknown>;
+
+/**
+ * An application of the module's own, without the sample app: a real database (one of the
+ * three), the module's migrations, `TwoFactorAuthModule.forRoot()` with the given options and
+ * the events it emits. For specs of module behaviour that need no sample route.
+ */
+export interface ModuleFixture {
+  app: INestApplication;
+  dataSource: DataSource;
+  events: CapturedEvent[];
+  get<T>(type: Type<T>): T;
+  close(): Promise<void>;
+}
+
+/** TypeORM options for a test database URL, with the module's entities and migrations. */
+export function typeOrmOptionsFor(database: TestDatabase): TypeOrmModuleOptions {
+  const common = {
+    entities: [...TWO_FACTOR_AUTH_ENTITIES],
+    migrations: [...TWO_FACTOR_AUTH_MIGRATIONS],
+    migrationsRun: true,
+    synchronize: false,
+  };
+  if (database.kind === 'sqlite') {
+    return { ...common, type: 'better-sqlite3', database: database.url.slice('sqlite:'.length) };
+  }
+  return {
+    ...common,
+    type: database.kind === 'postgres' ? 'postgres' : 'mysql',
+    url: database.url,
+  };
+}
+
+export async function createModuleFixture(
+  kind: DatabaseKind,
+  options: Partial<TwoFactorAuthModuleOptions> = {},
+  controllers: Type[] = [],
+): Promise<ModuleFixture> {
+  const database = await createTestDatabase(kind);
+  const events: CapturedEvent[] = [];
+
+  class EventSink {
+    @OnEvent('two-factor.**')
+    capture(event: CapturedEvent): void {
+      events.push(event);
+    }
+  }
+
+  @Module({
+    imports: [
+      TypeOrmModule.forRoot(typeOrmOptionsFor(database)),
+      EventEmitterModule.forRoot({ wildcard: true, delimiter: '.' }),
+      TwoFactorAuthModule.forRoot({
+        issuer: 'https://fixture.test',
+        keys: [generateJwk('ES256', 'fixture-es256')],
+        routes: false,
+        ...options,
+      } as TwoFactorAuthModuleOptions),
+    ],
+    controllers,
+    providers: [EventSink],
+  })
+  class FixtureModule {}
+
+  const moduleRef = await Test.createTestingModule({ imports: [FixtureModule] }).compile();
+  const app = moduleRef.createNestApplication({ logger: false });
+  await app.init();
+  return {
+    app,
+    dataSource: app.get<DataSource>(getDataSourceToken()),
+    events,
+    get: (type) => app.get(type),
+    async close() {
+      await app.close();
+      await database.drop();
+    },
+  };
+}
