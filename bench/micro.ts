@@ -1,7 +1,7 @@
 /**
  * Micro-benchmarks, run in their own process by bench/run.ts (or alone:
  * `node dist/bench/micro.js`): KeyRing sign and verify per algorithm, and the revocation check
- * (RevocationView.isRevoked, AccessTokenVerifier.verifyKnown) with small and large views.
+ * (RevocationView.isRevoked, AccessTokenVerifier.decide) with small and large views.
  * Env: BENCH_MICRO_MS (ms per sample, 3 samples, median), BENCH_MICRO_REVOKED (large view size).
  */
 import 'reflect-metadata';
@@ -121,8 +121,8 @@ async function benchRevocation(ms: number, largeView: number): Promise<MicroResu
       accounts: [],
     });
     const verifier = new AccessTokenVerifier(dataSource, options, ring, view);
-    const principal = await verifier.verify(token);
-    if (!principal || verifier.verifyKnown(token) !== principal) {
+    const first = await verifier.decide(token);
+    if (first.outcome !== 'accepted' || verifier.decide(token) !== first) {
       throw new Error('the stand-in verifier did not accept its token');
     }
     const label = `${size.toLocaleString('en-US')} revoked in view`;
@@ -131,8 +131,8 @@ async function benchRevocation(ms: number, largeView: number): Promise<MicroResu
       ops: opsPerSecond(() => view.isRevoked(payload.jti, payload.sub, payload.iat), ms),
     });
     results.push({
-      name: `AccessTokenVerifier.verifyKnown (cached token), ${label}`,
-      ops: opsPerSecond(() => verifier.verifyKnown(token), ms),
+      name: `AccessTokenVerifier.decide (known token), ${label}`,
+      ops: opsPerSecond(() => verifier.decide(token), ms),
     });
   }
   return results;

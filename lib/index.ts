@@ -51,7 +51,7 @@ export {
 export type { TokenPair, AuthenticatedAccount, RevocationReason } from './tokens/token.types.js';
 export { TwoFactorStrategy } from './strategies/two-factor.strategy.js';
 export { JwtTwoFactorStrategy } from './strategies/jwt-two-factor.strategy.js';
-export { JwtTwoFactorGuard } from './guards/jwt-two-factor.guard.js';
+export { JwtTwoFactorGuard, type GuardedRequest } from './guards/jwt-two-factor.guard.js';
 export { TwoFactorCredentialsGuard } from './guards/two-factor-credentials.guard.js';
 export {
   ReauthenticationGuard,
@@ -67,3 +67,15 @@ export {
   ReauthenticationDto,
 } from './tokens/dto/token-request.dto.js';
 export { TwoFactorExceptionFilter } from './common/two-factor-exception.filter.js';
+export {
+  TwoFactorAuthError,
+  InvalidCredentialsError,
+  InvalidRefreshTokenError,
+  LockedError,
+  NotFoundError,
+  ConflictError,
+  InvalidInputError,
+  UnavailableError,
+} from './core/errors.js';
+export { toHttpException } from './http/error-mapping.js';
+export { TwoFactorAuthErrorFilter } from './http/core-error.filter.js';

@@ -1,11 +1,13 @@
 import { Module, type DynamicModule, type Provider, type Type } from '@nestjs/common';
 import { getOptionsToken, getStorageToken, ThrottlerStorageService } from '@nestjs/throttler';
+import { APP_FILTER } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Redis } from 'ioredis';
 import { AccountService } from './accounts/account.service.js';
 import { LoginService } from './accounts/login.service.js';
 import { PasswordHasher } from './accounts/password-hasher.service.js';
 import { TwoFactorExceptionFilter } from './common/two-factor-exception.filter.js';
+import { TwoFactorAuthErrorFilter } from './http/core-error.filter.js';
 import { JwtTwoFactorGuard } from './guards/jwt-two-factor.guard.js';
 import { TokenThrottlerGuard } from './guards/token-throttler.guard.js';
 import { TwoFactorCredentialsGuard } from './guards/two-factor-credentials.guard.js';
@@ -98,6 +100,7 @@ const INTERNAL: Provider[] = [
     inject: [REDIS_CLIENT],
   },
   TwoFactorExceptionFilter,
+  { provide: APP_FILTER, useClass: TwoFactorAuthErrorFilter },
   PasswordHasher,
   LockoutService,
   IdentifierHasher,

@@ -1,9 +1,4 @@
-import {
-  BadRequestException,
-  ConflictException,
-  Injectable,
-  NotFoundException,
-} from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, type Repository } from 'typeorm';
@@ -17,6 +12,7 @@ import type { ResolvedTwoFactorAuthOptions } from '../two-factor-auth.options.js
 import { Account } from './account.entity.js';
 import { PasswordHasher } from './password-hasher.service.js';
 import { normaliseUsername, usernameProblem } from './username.util.js';
+import { ConflictError, InvalidInputError, NotFoundError } from '../core/errors.js';
 
 /** A new account and its secret key, in plain text: shown to its owner once, never stored. */
 export interface CreatedAccount {
@@ -43,13 +39,13 @@ export class AccountService {
 
   /**
    * Creates an account and its secret key.
-   * @throws BadRequestException for a username or password that breaks the rules.
-   * @throws ConflictException when the (normalised) username is taken.
+   * @throws InvalidInputError for a username or password that breaks the rules.
+   * @throws ConflictError when the (normalised) username is taken.
    */
   async create(username: string, password: string): Promise<CreatedAccount> {
     const { display, key } = normaliseUsername(username);
     const problem = usernameProblem(display) ?? this.passwordProblem(password);
-    if (problem) throw new BadRequestException(problem);
+    if (problem) throw new InvalidInputError(problem);
     if (await this.accounts.exists({ where: { usernameKey: key } })) throw taken();
     const now = Date.now();
     const account = this.accounts.create({
@@ -93,10 +89,10 @@ export class AccountService {
    */
   async changePassword(id: string, newPassword: string): Promise<void> {
     const problem = this.passwordProblem(newPassword);
-    if (problem) throw new BadRequestException(problem);
+    if (problem) throw new InvalidInputError(problem);
     const passwordHash = await this.hasher.hash(newPassword);
     const result = await this.accounts.update({ id }, { passwordHash, updatedAt: Date.now() });
-    if (result.affected !== 1) throw new NotFoundException('No such account');
+    if (result.affected !== 1) throw new NotFoundError('No such account');
     await this.tokens.revokeAllForAccount(id, 'password-changed');
     this.events.emit('password.changed', { accountId: id });
   }
@@ -104,7 +100,7 @@ export class AccountService {
   /** Disables the account (no more logins) and revokes every token of it. */
   async disable(id: string): Promise<void> {
     const result = await this.accounts.update({ id }, { disabled: true, updatedAt: Date.now() });
-    if (result.affected !== 1) throw new NotFoundException('No such account');
+    if (result.affected !== 1) throw new NotFoundError('No such account');
     await this.tokens.revokeAllForAccount(id, 'account-disabled');
     this.events.emit('account.disabled', { accountId: id });
   }
@@ -112,7 +108,7 @@ export class AccountService {
   /** Lets a disabled account log in again (its old tokens stay revoked). */
   async enable(id: string): Promise<void> {
     const result = await this.accounts.update({ id }, { disabled: false, updatedAt: Date.now() });
-    if (result.affected !== 1) throw new NotFoundException('No such account');
+    if (result.affected !== 1) throw new NotFoundError('No such account');
     this.events.emit('account.enabled', { accountId: id });
   }
 
@@ -123,11 +119,11 @@ export class AccountService {
    * and published before the rows go. Deleting the account's row by hand skips that step: a
    * token an instance has already verified would keep working until it expires.
    * When a user deletes their own account, call it only after re-authentication.
-   * @throws NotFoundException when there is no such account.
+   * @throws NotFoundError when there is no such account.
    */
   async delete(id: string): Promise<void> {
     const account = await this.accounts.findOne({ where: { id } });
-    if (!account) throw new NotFoundException('No such account');
+    if (!account) throw new NotFoundError('No such account');
     await this.tokens.revokeAllForAccount(id, 'account-deleted');
     // The foreign keys cascade to every other table of the module.
     await this.accounts.delete({ id });
@@ -147,6 +143,6 @@ export class AccountService {
   }
 }
 
-function taken(): ConflictException {
-  return new ConflictException('That username is taken');
+function taken(): ConflictError {
+  return new ConflictError('That username is taken');
 }

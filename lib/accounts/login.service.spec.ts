@@ -7,6 +7,7 @@ import { createModuleFixture, type ModuleFixture } from '../../test/support/modu
 import { databases } from '../../test/support/servers.js';
 import { AccountService } from './account.service.js';
 import { LoginService } from './login.service.js';
+import { asHttpError } from '../http/error-mapping.js';
 
 const MAX_ATTEMPTS = 4;
 const PASSWORD = 'correct horse battery';
@@ -14,7 +15,7 @@ const OTHER_KEY = 'A'.repeat(43);
 
 /** The HTTP answer an error of the service becomes, as the edge writes it. */
 function answerOf(error: unknown): { status?: number; body?: unknown } {
-  const e = error as { getStatus?: () => number; getResponse?: () => unknown };
+  const e = asHttpError(error) as { getStatus?: () => number; getResponse?: () => unknown };
   return { status: e.getStatus?.(), body: e.getResponse?.() };
 }
 

@@ -53,8 +53,8 @@ export class LoginService {
 
   /**
    * The account whose factors all match.
-   * @throws 401 for any wrong, missing or unknown factor or a disabled account;
-   *         429 with Retry-After while the username is locked.
+   * @throws InvalidCredentialsError for any wrong, missing or unknown factor or a disabled
+   *         account; LockedError while the username is locked.
    */
   async authenticate(credentials: LoginCredentials): Promise<Account> {
     const { key } = normaliseUsername(credentials.username);
@@ -77,7 +77,8 @@ export class LoginService {
    * Proves again that the holder of a token of `accountId` is its owner: the account's password
    * and its current second factor, checked and counted exactly like a login (a TOTP or recovery
    * code used here is spent). A bearer token alone never changes how an account logs in.
-   * @throws 401 (the login failure) for any wrong or missing factor; 429 while locked.
+   * @throws InvalidCredentialsError (the login failure) for any wrong or missing factor;
+   *         LockedError while locked.
    */
   async reauthenticate(accountId: string, factors: AccountFactors): Promise<Account> {
     const account = await this.accounts.findOne({ where: { id: accountId } });

@@ -7,6 +7,8 @@ import {
   type ExceptionFilter,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
+import { TwoFactorAuthError } from '../core/errors.js';
+import { toHttpException } from '../http/error-mapping.js';
 import { RetryAfterException, setResponseHeader } from './http.util.js';
 
 /** Generic messages for client errors raised below Nest (body parser, adapter). */
@@ -17,8 +19,8 @@ const CLIENT_ERRORS: Record<number, [string, string]> = {
 };
 
 /**
- * On the module's routes (and, if the application wants it, globally): HTTP errors pass
- * through as they are; client errors raised by the body parser or the adapter keep their 4xx
+ * On the module's routes (and, if the application wants it, globally): the core's errors
+ * become their one HTTP answer; HTTP errors pass through as they are; client errors raised by the body parser or the adapter keep their 4xx
  * status with a generic message; anything else (a database that is down, a driver error)
  * becomes `503` with `Retry-After`. No message of a library or a driver reaches the client.
  */
@@ -28,7 +30,8 @@ export class TwoFactorExceptionFilter implements ExceptionFilter {
 
   constructor(private readonly adapterHost: HttpAdapterHost) {}
 
-  catch(exception: unknown, host: ArgumentsHost): void {
+  catch(raised: unknown, host: ArgumentsHost): void {
+    const exception = raised instanceof TwoFactorAuthError ? toHttpException(raised) : raised;
     const response = host.switchToHttp().getResponse<unknown>();
     const { httpAdapter } = this.adapterHost;
     if (

@@ -8,6 +8,7 @@ import {
 import { validateSync } from 'class-validator';
 import { LoginService, type AccountFactors } from '../accounts/login.service.js';
 import { invalidCredentials, RetryAfterException, setResponseHeader } from '../common/http.util.js';
+import { asHttpError } from '../http/error-mapping.js';
 import { validateBody } from '../common/validate-body.util.js';
 import { FACTOR_FIELDS, ReauthenticationDto } from '../tokens/dto/token-request.dto.js';
 import type { AuthenticatedAccount } from '../tokens/token.types.js';
@@ -51,7 +52,8 @@ export class ReauthenticationGuard implements CanActivate {
     const factors = this.getFactors(request);
     try {
       await this.login.reauthenticate(accountId, factors);
-    } catch (error) {
+    } catch (raised) {
+      const error = asHttpError(raised);
       if (error instanceof RetryAfterException) {
         setResponseHeader(http.getResponse(), 'Retry-After', String(error.retryAfterSeconds));
       }

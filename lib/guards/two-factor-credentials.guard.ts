@@ -2,6 +2,7 @@ import { Injectable, Optional, type ExecutionContext } from '@nestjs/common';
 import { AuthGuard } from '@nestjs/passport';
 import type { Account } from '../accounts/account.entity.js';
 import { invalidCredentials, RetryAfterException, setResponseHeader } from '../common/http.util.js';
+import { asHttpError } from '../http/error-mapping.js';
 import { TwoFactorStrategy } from '../strategies/two-factor.strategy.js';
 import { TWO_FACTOR_STRATEGY } from '../two-factor-auth.constants.js';
 import { authenticateWith } from './passport-authenticate.util.js';
@@ -31,12 +32,13 @@ export class TwoFactorCredentialsGuard extends AuthGuard(TWO_FACTOR_STRATEGY) {
   }
 
   override handleRequest<TUser = Account>(
-    err: unknown,
+    raised: unknown,
     user: TUser | false,
     _info: unknown,
     context: ExecutionContext,
     _status?: unknown,
   ): TUser {
+    const err = asHttpError(raised);
     if (err instanceof RetryAfterException) {
       setResponseHeader(
         context.switchToHttp().getResponse(),

@@ -8,14 +8,15 @@ import { createModuleFixture, type ModuleFixture } from '../../test/support/modu
 import { databases } from '../../test/support/servers.js';
 import { LoginAttempt } from './login-attempt.entity.js';
 import { LockoutService, type GuessOutcome } from './lockout.service.js';
+import { asHttpError } from '../http/error-mapping.js';
 
 const MAX_ATTEMPTS = 3;
 const LOCK_SECONDS = 2;
 
 /** The HTTP status an error carries (the edge answers with it). */
 function statusOf(error: unknown): number | undefined {
-  const e = error as { getStatus?: () => number; status?: number };
-  return typeof e.getStatus === 'function' ? e.getStatus() : e.status;
+  const mapped = asHttpError(error) as { getStatus?: () => number };
+  return mapped.getStatus?.();
 }
 
 /** Settles `promise` to its value or the status of its error. */

@@ -1,13 +1,13 @@
-import { HttpStatus, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
-import { invalidCredentials, RetryAfterException } from '../common/http.util.js';
 import { IdentifierHasher } from '../common/identifier-hasher.service.js';
 import { InjectTwoFactorOptions } from '../common/inject.decorators.js';
 import { AuditEvents } from '../events/audit-events.service.js';
 import type { ResolvedTwoFactorAuthOptions } from '../two-factor-auth.options.js';
 import { LoginAttempt } from './login-attempt.entity.js';
 import { retryOnConflict } from '../database/conflict-retry.js';
+import { InvalidCredentialsError, LockedError } from '../core/errors.js';
 
 /** Longest a guess may hold its place; a place held longer is presumed lost (a crash). */
 const IN_FLIGHT_LIMIT_MS = 60_000;
@@ -45,14 +45,14 @@ export class LockoutService {
   /**
    * Evaluates one guess for `usernameKey` as a counted attempt.
    * @returns the value of a successful guess.
-   * @throws 429 with Retry-After when the username is locked or every place is taken;
-   *         401 (the one login failure) when the guess is wrong.
+   * @throws LockedError when the username is locked or every place is taken;
+   *         InvalidCredentialsError (the one login failure) when the guess is wrong.
    */
   async attempt<T>(usernameKey: string, evaluate: () => Promise<GuessOutcome<T>>): Promise<T> {
     const lockout = this.options.lockout;
     if (!lockout) {
       const outcome = await evaluate();
-      if (!outcome.ok) throw invalidCredentials();
+      if (!outcome.ok) throw new InvalidCredentialsError();
       return outcome.value;
     }
     const usernameHash = this.keyOf(usernameKey);
@@ -71,7 +71,7 @@ export class LockoutService {
     }
     await this.release(usernameHash, 'failure');
     await this.lockIfDue(usernameHash);
-    throw invalidCredentials();
+    throw new InvalidCredentialsError();
   }
 
   /** Deletes the counters of usernames idle for longer than `graceMs`. */
@@ -148,7 +148,7 @@ export class LockoutService {
   }
 
   /** A guess refused unevaluated: it counts as a failure (unless locked), then 429. */
-  private async refuse(usernameHash: string): Promise<RetryAfterException> {
+  private async refuse(usernameHash: string): Promise<LockedError> {
     const now = Date.now();
     await retryOnConflict(() =>
       this.attempts
@@ -167,11 +167,7 @@ export class LockoutService {
     const row = await this.attempts.findOne({ where: { usernameHash } });
     const lockedFor = row && row.lockedUntil > now ? Math.ceil((row.lockedUntil - now) / 1000) : 1;
     this.events.emit('login.failed', { usernameHash, accountId: null, reason: 'locked' });
-    return new RetryAfterException(
-      HttpStatus.TOO_MANY_REQUESTS,
-      'Too many failed logins; try again later',
-      lockedFor,
-    );
+    return new LockedError(lockedFor);
   }
 
   /** Gives a place back, counting a failure or forgetting the failures after a success. */

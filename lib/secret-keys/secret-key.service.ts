@@ -1,4 +1,4 @@
-import { ConflictException, Injectable, NotFoundException } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { Account } from '../accounts/account.entity.js';
 import { InjectRepository } from '@nestjs/typeorm';
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
@@ -8,6 +8,7 @@ import { AuditEvents } from '../events/audit-events.service.js';
 import { TokenService } from '../tokens/token.service.js';
 import type { ResolvedTwoFactorAuthOptions } from '../two-factor-auth.options.js';
 import { SecretKey } from './secret-key.entity.js';
+import { ConflictError, NotFoundError } from '../core/errors.js';
 
 /** Bytes of randomness in a secret key: 256 bits, 43 base64url characters. */
 export const SECRET_KEY_BYTES = 32;
@@ -79,9 +80,9 @@ export class SecretKeyService {
     const account = await this.keys.manager
       .getRepository(Account)
       .findOne({ where: { id: accountId } });
-    if (!account) throw new NotFoundException('No such account');
+    if (!account) throw new NotFoundError('No such account');
     if (account.secondFactor !== 'secret-key') {
-      throw new ConflictException(
+      throw new ConflictError(
         'This account logs in with TOTP codes; turn TOTP off to get a secret key',
       );
     }

@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import { Strategy } from 'passport-jwt';
-import { AccessTokenVerifier } from '../tokens/access-token.verifier.js';
+import { UnavailableError } from '../core/errors.js';
+import { AccessTokenVerifier, type AccessDecision } from '../tokens/access-token.verifier.js';
 import type { AuthenticatedAccount } from '../tokens/token.types.js';
 import { JWT_TWO_FACTOR_STRATEGY } from '../two-factor-auth.constants.js';
 import { bearerFromAuthorizationHeader } from './bearer.extractor.js';
@@ -35,25 +36,20 @@ export class JwtTwoFactorStrategy extends PassportStrategy(Strategy, JWT_TWO_FAC
   }
 
   override authenticate(this: JwtTwoFactorStrategy & PassportActions, req: StrategyRequest): void {
-    const token = bearerFromAuthorizationHeader(req);
-    if (token === null) return this.fail(undefined, 401);
-    try {
-      const known = this.verifier.verifyKnown(token);
-      if (known !== undefined) return this.settle(known);
-    } catch (error) {
-      return this.error(error);
+    const decision = this.verifier.decide(bearerFromAuthorizationHeader(req));
+    if (decision instanceof Promise) {
+      decision.then(
+        (settled) => this.settle(settled),
+        (error: unknown) => this.error(error),
+      );
+    } else {
+      this.settle(decision);
     }
-    this.verifier.verify(token).then(
-      (principal) => this.settle(principal),
-      (error: unknown) => this.error(error),
-    );
   }
 
-  private settle(
-    this: JwtTwoFactorStrategy & PassportActions,
-    principal: AuthenticatedAccount | null,
-  ): void {
-    const user = principal && this.validate(principal);
+  private settle(this: JwtTwoFactorStrategy & PassportActions, decision: AccessDecision): void {
+    if (decision.outcome === 'unavailable') return this.error(new UnavailableError());
+    const user = decision.outcome === 'accepted' && this.validate(decision.principal);
     if (user) this.success(user);
     else this.fail(undefined, 401);
   }

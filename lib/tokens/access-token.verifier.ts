@@ -1,4 +1,4 @@
-import { Injectable, ServiceUnavailableException } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { InjectTwoFactorOptions } from '../common/inject.decorators.js';
@@ -10,19 +10,32 @@ import { findLiveRecord, type LiveRecord } from './token-record.util.js';
 import { RevocationView } from '../revocation/revocation-view.service.js';
 import type { AuthenticatedAccount } from './token.types.js';
 
+/** What the module decides about one access token. */
+export type AccessDecision =
+  | { readonly outcome: 'accepted'; readonly principal: AuthenticatedAccount }
+  | { readonly outcome: 'refused' }
+  | { readonly outcome: 'unavailable' };
+
+/** The answer when revocations cannot be checked: never a pass. */
+export const UNAVAILABLE: AccessDecision = Object.freeze({ outcome: 'unavailable' });
+/** The answer to every refused token, whatever check failed. */
+export const REFUSED: AccessDecision = Object.freeze({ outcome: 'refused' });
+
+type Accepted = Extract<AccessDecision, { outcome: 'accepted' }>;
+
 /**
- * Decides whether an access token is good, as cheaply as correctness allows.
+ * Decides whether an access token is good, as cheaply as correctness allows, in one function.
  *
  * The first time a token is seen, its signature and claims are checked and its record is read
  * (it must exist, be an unrevoked access token of that `sub`, of a usable account). The result
  * is remembered under the exact token string, so later requests with the same token cost a map
  * lookup plus the checks that can change over time: expiry and the revocation view. No query
- * runs for a token already seen; a stale revocation view refuses everything with 503.
+ * runs for a token already seen; a stale revocation view makes every answer `unavailable`.
  */
 @Injectable()
 export class AccessTokenVerifier {
-  private readonly verified = new Map<string, AuthenticatedAccount>();
-  private readonly pending = new Map<string, Promise<AuthenticatedAccount | null>>();
+  private readonly verified = new Map<string, Accepted>();
+  private readonly pending = new Map<string, Promise<AccessDecision>>();
   private readonly maxCached: number;
   private readonly tolerance: number;
 
@@ -37,28 +50,23 @@ export class AccessTokenVerifier {
   }
 
   /**
-   * The answer for a token seen before, without any I/O: the principal, `null` (refused), or
-   * `undefined` when the token is new and `verify()` must be awaited.
-   * @throws ServiceUnavailableException when the revocation view is stale.
+   * The decision about `token` (`null`: no token was presented). A token this instance has
+   * verified before is decided at once, without I/O (a plain value, no promise); a new one
+   * gets a promise of its first full check, shared by concurrent requests with that token.
    */
-  verifyKnown(token: string): AuthenticatedAccount | null | undefined {
+  decide(token: string | null): AccessDecision | Promise<AccessDecision> {
+    if (token === null) return REFUSED;
     const now = Date.now();
-    if (!this.revocations.isFresh(now)) throw unavailable();
-    const principal = this.verified.get(token);
-    if (principal === undefined) return undefined;
-    if ((principal.exp + this.tolerance) * 1000 <= now) {
-      this.verified.delete(token);
-      return null;
+    if (!this.revocations.isFresh(now)) return UNAVAILABLE;
+    const known = this.verified.get(token);
+    if (known !== undefined) {
+      const { exp, jti, id, iat } = known.principal;
+      if ((exp + this.tolerance) * 1000 <= now) {
+        this.verified.delete(token);
+        return REFUSED;
+      }
+      return this.revocations.isRevoked(jti, id, iat) ? REFUSED : known;
     }
-    return this.revocations.isRevoked(principal.jti, principal.id, principal.iat)
-      ? null
-      : principal;
-  }
-
-  /** Full check of a token; `null` when it must be refused. */
-  async verify(token: string): Promise<AuthenticatedAccount | null> {
-    const known = this.verifyKnown(token);
-    if (known !== undefined) return known;
     let inFlight = this.pending.get(token);
     if (!inFlight) {
       inFlight = this.firstSight(token).finally(() => this.pending.delete(token));
@@ -67,17 +75,17 @@ export class AccessTokenVerifier {
     return inFlight;
   }
 
-  private async firstSight(token: string): Promise<AuthenticatedAccount | null> {
+  private async firstSight(token: string): Promise<AccessDecision> {
     const jws = this.keyRing.verify(token, ACCESS_TOKEN_TYP);
     const claims = jws && checkClaims(jws.payload, this.options);
-    if (!jws || !claims) return null;
+    if (!jws || !claims) return REFUSED;
     let row: LiveRecord | null;
     try {
       row = await findLiveRecord(this.dataSource, claims, jws.header.kid, 'access');
     } catch {
-      throw unavailable();
+      return UNAVAILABLE;
     }
-    if (!row) return null;
+    if (!row) return REFUSED;
     const account = row.account;
     const principal: AuthenticatedAccount = {
       id: account.id,
@@ -87,24 +95,19 @@ export class AccessTokenVerifier {
       exp: claims.exp,
       familyId: row.familyId,
     };
-    if (this.revocations.isRevoked(principal.jti, principal.id, principal.iat)) return null;
-    this.remember(token, principal);
-    return principal;
+    if (this.revocations.isRevoked(principal.jti, principal.id, principal.iat)) return REFUSED;
+    const accepted: Accepted = Object.freeze({ outcome: 'accepted', principal });
+    this.remember(token, accepted);
+    return accepted;
   }
 
-  private remember(token: string, principal: AuthenticatedAccount): void {
+  private remember(token: string, decision: Accepted): void {
     if (this.maxCached === 0) return;
     if (this.verified.size >= this.maxCached) {
       // Maps iterate in insertion order: drop the oldest entry.
       const oldest = this.verified.keys().next().value;
       if (oldest !== undefined) this.verified.delete(oldest);
     }
-    this.verified.set(token, principal);
+    this.verified.set(token, decision);
   }
-}
-
-function unavailable(): ServiceUnavailableException {
-  return new ServiceUnavailableException(
-    'Authentication is temporarily unavailable; retry shortly',
-  );
 }

@@ -13,12 +13,13 @@ import { AccountService } from '../accounts/account.service.js';
 import { IssuedToken } from './issued-token.entity.js';
 import { TokenService } from './token.service.js';
 import type { TokenPair } from './token.types.js';
+import { asHttpError } from '../http/error-mapping.js';
 
 const TRIALS = 25;
 
 function statusOf(error: unknown): number | undefined {
-  const e = error as { getStatus?: () => number; status?: number };
-  return typeof e.getStatus === 'function' ? e.getStatus() : e.status;
+  const mapped = asHttpError(error) as { getStatus?: () => number };
+  return mapped.getStatus?.();
 }
 
 async function settle<T>(promise: Promise<T>): Promise<T | number | undefined> {

@@ -5,7 +5,6 @@ import { DataSource, In, IsNull, LessThan, type Repository } from 'typeorm';
 import { Account } from '../accounts/account.entity.js';
 import { InjectTwoFactorOptions } from '../common/inject.decorators.js';
 import { AuditEvents } from '../events/audit-events.service.js';
-import { invalidCredentials, invalidRefreshToken } from '../common/http.util.js';
 import { KeyRing } from '../keys/key-ring.js';
 import { LockoutService } from '../lockout/lockout.service.js';
 import { RevocationLog, type RevocationEvent } from '../revocation/revocation-log.service.js';
@@ -17,6 +16,7 @@ import { checkClaims, type ClaimSet } from './claims.util.js';
 import { TokenFamily } from './token-family.entity.js';
 import type { RevocationReason, TokenPair } from './token.types.js';
 import { retryOnConflict } from '../database/conflict-retry.js';
+import { InvalidCredentialsError, InvalidRefreshTokenError } from '../core/errors.js';
 
 /** What a token record is made from. */
 interface RecordSpec {
@@ -80,7 +80,7 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
    * (a login). Both rows are committed before the tokens are returned. Pass the account as
    * read when its factors were checked (with `tokenEpoch`): a revoke-all that lands between
    * that check and the issue withdraws the new tokens.
-   * @throws 401 when the account was revoked, disabled or deleted meanwhile.
+   * @throws InvalidCredentialsError when the account was revoked, disabled or deleted meanwhile.
    */
   async issue(
     account: Pick<Account, 'id'> & Partial<Pick<Account, 'tokenEpoch'>>,
@@ -93,7 +93,7 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
           where: { id: account.id },
         })
       )?.tokenEpoch;
-    if (epoch === undefined) throw invalidCredentials();
+    if (epoch === undefined) throw new InvalidCredentialsError();
     const familyId = randomUUID();
     const { pair, accessJti, jtis } = await this.unlessAccountGone(account.id, async () => {
       await retryOnConflict(() =>
@@ -109,7 +109,7 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
     });
     if (!(await this.familyStillLive(familyId))) {
       await this.withdraw(jtis);
-      throw invalidCredentials();
+      throw new InvalidCredentialsError();
     }
     this.events.emit('token.issued', { accountId: account.id, jti: accessJti, familyId });
     return pair;
@@ -120,11 +120,11 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
    * once: presenting a spent one again is taken as theft and revokes the whole family.
    * Of two requests racing with one token, at most one wins; a logout or revoke-all racing
    * with it always wins.
-   * @throws 401 for any token that is not a live refresh token.
+   * @throws InvalidRefreshTokenError for any token that is not a live refresh token.
    */
   async refresh(refreshToken: string): Promise<TokenPair> {
     const claims = this.verifyClaims(refreshToken, REFRESH_TOKEN_TYP);
-    if (!claims) throw invalidRefreshToken();
+    if (!claims) throw new InvalidRefreshTokenError();
     const newRefreshJti = randomUUID();
     const spent = await retryOnConflict(() =>
       this.tokens.update(
@@ -147,7 +147,7 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
         );
         await this.revokeFamily(record.familyId, 'reuse-detected');
       }
-      throw invalidRefreshToken();
+      throw new InvalidRefreshTokenError();
     }
     const account = await this.accounts.findOne({ where: { id: record.accountId } });
     if (
@@ -156,7 +156,7 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
       claims.iat < Math.floor(account.tokensValidAfter / 1000) ||
       !(await this.familyStillLive(record.familyId))
     ) {
-      throw invalidRefreshToken();
+      throw new InvalidRefreshTokenError();
     }
     const { pair, accessJti, jtis } = await this.unlessAccountGone(account.id, () =>
       this.issuePair(account.id, record.familyId, record.jti, newRefreshJti),
@@ -165,7 +165,7 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
     // its mark for this read to find: never neither.
     if (!(await this.familyStillLive(record.familyId))) {
       await this.withdraw(jtis);
-      throw invalidRefreshToken();
+      throw new InvalidRefreshTokenError();
     }
     this.events.emit('token.refreshed', {
       accountId: account.id,
@@ -360,7 +360,7 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
       return await write();
     } catch (error) {
       if (await this.accounts.exists({ where: { id: accountId } })) throw error;
-      throw invalidRefreshToken();
+      throw new InvalidRefreshTokenError();
     }
   }
 

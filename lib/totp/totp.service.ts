@@ -1,4 +1,4 @@
-import { ConflictException, Injectable, NotFoundException } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Secret, TOTP } from 'otpauth';
@@ -18,6 +18,7 @@ import type {
 import { RecoveryCode } from './recovery-code.entity.js';
 import { TotpCipher } from './totp-cipher.js';
 import { TotpCredential } from './totp-credential.entity.js';
+import { ConflictError, NotFoundError } from '../core/errors.js';
 
 /** What enrolment hands the user: the secret three ways (text, URI, QR code). */
 export interface TotpEnrolment {
@@ -75,13 +76,13 @@ export class TotpService {
    * Starts enrolment: a new secret, stored encrypted as pending until `confirm()` or until
    * `totp.enrolmentTtl` seconds have passed. Call it only after re-authentication
    * (`ReauthenticationGuard`): whoever confirms the enrolment owns the account's second factor.
-   * @throws 409 when TOTP is already active for the account.
+   * @throws ConflictError when TOTP is already active for the account.
    */
   async begin(accountId: string): Promise<TotpEnrolment> {
     const totp = this.settings();
     const account = await this.accounts.findOne({ where: { id: accountId } });
-    if (!account) throw new NotFoundException('No such account');
-    if (account.secondFactor === 'totp') throw new ConflictException('TOTP is already enabled');
+    if (!account) throw new NotFoundError('No such account');
+    if (account.secondFactor === 'totp') throw new ConflictError('TOTP is already enabled');
     const secret = new Secret({ size: 20 });
     const { keyId, ciphertext } = this.cipher!.encrypt(secret.base32, accountId);
     await this.credentials.delete({ accountId });
@@ -104,8 +105,8 @@ export class TotpService {
    * secret key is deleted, the returned recovery codes (shown once) replace it as backup, and
    * every token of the account is revoked (log in again with a code). A wrong code counts
    * toward the account's lockout like a failed login.
-   * @throws 401 for a wrong code, 429 while locked, 404 when no enrolment is pending (or it
-   *         expired).
+   * @throws InvalidCredentialsError for a wrong code, LockedError while locked, NotFoundError
+   *         when no enrolment is pending (or it expired).
    */
   async confirm(accountId: string, otp: string): Promise<string[]> {
     const totp = this.settings();
@@ -117,7 +118,7 @@ export class TotpService {
       await this.credentials.delete({ id: row.id, status: 'pending' });
     }
     if (!row || !account || row.createdAt + totp.enrolmentTtl * 1000 <= Date.now()) {
-      throw new NotFoundException('No TOTP enrolment is pending; start one first');
+      throw new NotFoundError('No TOTP enrolment is pending; start one first');
     }
     await this.lockout.attempt(account.usernameKey, async () => {
       const step = this.check(row, otp);
@@ -137,7 +138,7 @@ export class TotpService {
   /**
    * Turns TOTP off, revokes every token of the account, and returns a fresh secret key (the
    * second factor again). Call it only after re-authentication (`ReauthenticationGuard`).
-   * @throws 404 when TOTP is not active.
+   * @throws NotFoundError when TOTP is not active.
    */
   async disable(accountId: string): Promise<string> {
     if (!(await this.activeCredential(accountId))) throw notEnabled();
@@ -157,7 +158,7 @@ export class TotpService {
   /**
    * New recovery codes; the old ones stop working. Call it only after re-authentication
    * (`ReauthenticationGuard`).
-   * @throws 404 when TOTP is not active.
+   * @throws NotFoundError when TOTP is not active.
    */
   async regenerateRecoveryCodes(accountId: string): Promise<string[]> {
     if (!(await this.activeCredential(accountId))) throw notEnabled();
@@ -265,7 +266,7 @@ export class TotpService {
   }
 
   private settings(): ResolvedTotpOptions {
-    if (!this.totp) throw new NotFoundException('TOTP is not enabled on this server');
+    if (!this.totp) throw new NotFoundError('TOTP is not enabled on this server');
     return this.totp;
   }
 }
@@ -277,6 +278,6 @@ function newRecoveryCode(): string {
   return chars.match(/.{5}/g)!.join('-');
 }
 
-function notEnabled(): NotFoundException {
-  return new NotFoundException('TOTP is not enabled for this account');
+function notEnabled(): NotFoundError {
+  return new NotFoundError('TOTP is not enabled for this account');
 }

@@ -2,6 +2,7 @@ import { Module, type INestApplication, type Type } from '@nestjs/common';
 import { EventEmitterModule, OnEvent } from '@nestjs/event-emitter';
 import { Test } from '@nestjs/testing';
 import { getDataSourceToken, TypeOrmModule, type TypeOrmModuleOptions } from '@nestjs/typeorm';
+import request from 'supertest';
 import type { DataSource } from 'typeorm';
 import {
   TWO_FACTOR_AUTH_ENTITIES,
@@ -22,6 +23,9 @@ export type CapturedEvent = { name: string } & Record<string, unknown>;
  */
 export interface ModuleFixture {
   app: INestApplication;
+  /** Base URL of the app, listening on a real socket (127.0.0.1, an ephemeral port). */
+  url: string;
+  http: () => ReturnType<typeof request>;
   dataSource: DataSource;
   events: CapturedEvent[];
   get<T>(type: Type<T>): T;
@@ -79,9 +83,13 @@ export async function createModuleFixture(
 
   const moduleRef = await Test.createTestingModule({ imports: [FixtureModule] }).compile();
   const app = moduleRef.createNestApplication({ logger: false });
-  await app.init();
+  await app.listen(0, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as { port: number };
+  const url = `http://127.0.0.1:${port}`;
   return {
     app,
+    url,
+    http: () => request(url),
     dataSource: app.get<DataSource>(getDataSourceToken()),
     events,
     get: (type) => app.get(type),
