@@ -27,6 +27,8 @@ describe('sample app start-up checks', () => {
     ['TOTP_ENCRYPTION_KEYS', 'k:short'],
     ['REVOCATION_SYNC_INTERVAL', '10'],
     ['PASSWORD_CONCURRENCY', '0'],
+    ['TRUST_PROXY', 'true'],
+    ['TRUST_PROXY', '0.0.0.0/0'],
   ])('stops on a malformed %s and names it', (name, value) => {
     const { status, output } = start({ [name]: value });
     expect(status).toBe(1);

@@ -12,6 +12,7 @@ import {
 } from 'class-validator';
 import { join } from 'node:path';
 import { DEFAULT_DATA_DIR } from './paths.js';
+import { parseTrustProxy, type TrustProxy } from './trust-proxy.js';
 
 const toInt = ({ value }: { value: unknown }) =>
   value === undefined || value === '' ? undefined : Number(value);
@@ -134,11 +135,9 @@ class EnvironmentVariables {
   @MinLength(32, { message: 'SECRET_KEY_PEPPER must be at least 32 characters' })
   SECRET_KEY_PEPPER?: string;
 
+  /** Checked by `parseTrustProxy` in `loadAppConfig`. */
   @IsOptional()
   @IsString()
-  @Matches(/^(true|false|\d{1,2}|[\d.:a-fA-F/, ]+|loopback|linklocal|uniquelocal)$/, {
-    message: 'TRUST_PROXY must be true, false, a hop count, or addresses/subnets',
-  })
   TRUST_PROXY?: string;
 
   @IsOptional()
@@ -229,7 +228,8 @@ export interface AppConfig {
   lockout: { maxAttempts: number; seconds: number };
   throttle: { limit: number; ttl: number };
   secretKeyPepper: string | undefined;
-  trustProxy: string | undefined;
+  /** The proxies whose `X-Forwarded-For` is believed; undefined: the socket address is the client. */
+  trustProxy: TrustProxy | undefined;
   httpAdapter: 'express' | 'fastify';
   /** `true`, `false`, or undefined (on when a key is set or, in development, always). */
   totpEnabled: boolean | undefined;
@@ -254,11 +254,15 @@ export function loadAppConfig(env: Record<string, string | undefined>): AppConfi
   );
   const vars = plainToInstance(EnvironmentVariables, defined);
   const errors = validateSync(vars, { skipMissingProperties: false, forbidUnknownValues: false });
-  if (errors.length > 0) {
-    const lines = errors.map(
-      (e) =>
-        `  ${e.property}=${JSON.stringify(env[e.property])}: ${Object.values(e.constraints ?? {}).join('; ')}`,
-    );
+  const lines = errors.map(
+    (e) =>
+      `  ${e.property}=${JSON.stringify(env[e.property])}: ${Object.values(e.constraints ?? {}).join('; ')}`,
+  );
+  const trustProxy = vars.TRUST_PROXY === undefined ? undefined : parseTrustProxy(vars.TRUST_PROXY);
+  if (typeof trustProxy === 'string') {
+    lines.push(`  TRUST_PROXY=${JSON.stringify(env.TRUST_PROXY)}: ${trustProxy}`);
+  }
+  if (lines.length > 0 || typeof trustProxy === 'string') {
     throw new ConfigurationError(`Invalid environment:\n${lines.join('\n')}`);
   }
   const dataDir = vars.DATA_DIR ?? DEFAULT_DATA_DIR;
@@ -294,7 +298,7 @@ export function loadAppConfig(env: Record<string, string | undefined>): AppConfi
     lockout: { maxAttempts: vars.LOCKOUT_MAX_ATTEMPTS ?? 5, seconds: vars.LOCKOUT_SECONDS ?? 900 },
     throttle: { limit: vars.THROTTLE_LIMIT ?? 20, ttl: vars.THROTTLE_TTL ?? 60 },
     secretKeyPepper: vars.SECRET_KEY_PEPPER,
-    trustProxy: vars.TRUST_PROXY,
+    trustProxy,
     httpAdapter: vars.HTTP_ADAPTER === 'fastify' ? 'fastify' : 'express',
     totpEnabled: vars.TOTP_ENABLED === undefined ? undefined : vars.TOTP_ENABLED === 'true',
     totpEncryptionKeys: pairs(vars.TOTP_ENCRYPTION_KEYS).map(([id, key]) => ({ id, key })),
