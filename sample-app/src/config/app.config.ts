@@ -209,6 +209,49 @@ export const ENVIRONMENT_VARIABLES = [
   'INTROSPECTION_CLIENTS',
 ] as const;
 
+type EnvironmentVariable = (typeof ENVIRONMENT_VARIABLES)[number];
+
+/**
+ * The variables whose value an error message may repeat. Every other one holds a secret (the
+ * pepper, TOTP encryption keys, introspection client secrets) or may hold one (the password in
+ * DATABASE_URL or REDIS_URL): an error names it and says what is wrong, never what it holds.
+ * A variable added later stays hidden until it is listed here.
+ */
+const SHOWN_VARIABLES: ReadonlySet<string> = new Set<EnvironmentVariable>([
+  'NODE_ENV',
+  'PORT',
+  'JWT_KEYS_FILE',
+  'JWT_ISSUER',
+  'JWT_AUDIENCE',
+  'ACCESS_TOKEN_TTL',
+  'REFRESH_TOKEN_TTL',
+  'LOCKOUT_MAX_ATTEMPTS',
+  'LOCKOUT_SECONDS',
+  'THROTTLE_LIMIT',
+  'THROTTLE_TTL',
+  'CLOCK_TOLERANCE',
+  'REVOCATION_SYNC_INTERVAL',
+  'REVOCATION_MAX_STALENESS',
+  'PASSWORD_CONCURRENCY',
+  'TRUST_PROXY',
+  'HTTP_ADAPTER',
+  'DATA_DIR',
+  'TOTP_ENABLED',
+  'TOTP_ENROLMENT_TTL',
+]);
+
+interface Problem {
+  name: string;
+  problem: string;
+}
+
+/** `NAME="value"` for a variable whose value may be shown, `NAME (value hidden)` otherwise. */
+function describeVariable(name: string, env: Record<string, string | undefined>): string {
+  return SHOWN_VARIABLES.has(name)
+    ? `${name}=${JSON.stringify(env[name])}`
+    : `${name} (value not shown)`;
+}
+
 /** The sample app's validated configuration. */
 export interface AppConfig {
   production: boolean;
@@ -254,15 +297,26 @@ export function loadAppConfig(env: Record<string, string | undefined>): AppConfi
   );
   const vars = plainToInstance(EnvironmentVariables, defined);
   const errors = validateSync(vars, { skipMissingProperties: false, forbidUnknownValues: false });
-  const lines = errors.map(
-    (e) =>
-      `  ${e.property}=${JSON.stringify(env[e.property])}: ${Object.values(e.constraints ?? {}).join('; ')}`,
-  );
-  const trustProxy = vars.TRUST_PROXY === undefined ? undefined : parseTrustProxy(vars.TRUST_PROXY);
-  if (typeof trustProxy === 'string') {
-    lines.push(`  TRUST_PROXY=${JSON.stringify(env.TRUST_PROXY)}: ${trustProxy}`);
+  const problems: Problem[] = errors.map((e) => ({
+    name: e.property,
+    problem: Object.values(e.constraints ?? {}).join('; '),
+  }));
+  for (const name of ['DATABASE_URL', 'REDIS_URL'] as const) {
+    const value = vars[name];
+    // A URL the drivers cannot parse makes them throw errors that quote it, password included.
+    if (value !== undefined && !value.startsWith('sqlite:') && !URL.canParse(value)) {
+      problems.push({
+        name,
+        problem: `${name} is not a valid URL (percent-encode @ : / # ? in the password)`,
+      });
+    }
   }
-  if (lines.length > 0 || typeof trustProxy === 'string') {
+  const trustProxy = vars.TRUST_PROXY === undefined ? undefined : parseTrustProxy(vars.TRUST_PROXY);
+  if (typeof trustProxy === 'string') problems.push({ name: 'TRUST_PROXY', problem: trustProxy });
+  if (problems.length > 0 || typeof trustProxy === 'string') {
+    const lines = problems.map(
+      ({ name, problem }) => `  ${describeVariable(name, env)}: ${problem}`,
+    );
     throw new ConfigurationError(`Invalid environment:\n${lines.join('\n')}`);
   }
   const dataDir = vars.DATA_DIR ?? DEFAULT_DATA_DIR;

@@ -46,13 +46,19 @@ export function loadSecretKeyPepper(config: AppConfig): string | undefined {
 }
 
 function readJwks(file: string, source: string): TwoFactorJwk[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    // Node's message names the file and the reason (ENOENT, EACCES), nothing of its content.
+    throw new ConfigurationError(`${source} cannot be read: ${(error as Error).message}`);
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (error) {
-    throw new ConfigurationError(
-      `${source} (${file}) cannot be read as JSON: ${(error as Error).message}`,
-    );
+    parsed = JSON.parse(text);
+  } catch {
+    // Not the parser's message: it quotes the text around the mistake, private keys included.
+    throw new ConfigurationError(`${source} (${file}) is not valid JSON`);
   }
   const keys = (parsed as { keys?: unknown })?.keys;
   if (!Array.isArray(keys) || keys.length === 0) {
