@@ -89,7 +89,8 @@ export class SecretRedactingLogger extends ConsoleLogger {
     return redactSecrets(line, this.secrets);
   }
 
-  protected override printStackTrace(stack: string): void {
-    super.printStackTrace(redactSecrets(stack, this.secrets));
+  /** `stack` is undefined when an error is logged without one, whatever the type says. */
+  protected override printStackTrace(stack: string | undefined): void {
+    if (stack) super.printStackTrace(redactSecrets(stack, this.secrets));
   }
 }
