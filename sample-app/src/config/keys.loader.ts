@@ -1,8 +1,9 @@
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TwoFactorJwk } from 'nestjs-rest-2fa';
 import { ConfigurationError, type AppConfig } from './app.config.js';
+import { makePrivateDir } from './paths.js';
 
 /**
  * The signing keys: the JWK Set in `JWT_KEYS_FILE`, or, in development only, an ES256 key
@@ -19,7 +20,7 @@ export function loadSigningKeys(config: AppConfig): TwoFactorJwk[] {
   }
   const file = join(config.dataDir, 'dev-jwks.json');
   if (!existsSync(file)) {
-    mkdirSync(config.dataDir, { recursive: true });
+    makePrivateDir(config.dataDir);
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const jwk = {
       ...privateKey.export({ format: 'jwk' }),
@@ -39,7 +40,7 @@ export function loadSecretKeyPepper(config: AppConfig): string | undefined {
   if (config.secretKeyPepper || config.production) return config.secretKeyPepper;
   const file = join(config.dataDir, 'dev-pepper');
   if (!existsSync(file)) {
-    mkdirSync(config.dataDir, { recursive: true });
+    makePrivateDir(config.dataDir);
     writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600 });
   }
   return readFileSync(file, 'utf8').trim();
@@ -87,7 +88,7 @@ export function loadTotpKeys(config: AppConfig): { id: string; key: string }[] |
   }
   const file = join(config.dataDir, 'dev-totp-key');
   if (!existsSync(file)) {
-    mkdirSync(config.dataDir, { recursive: true });
+    makePrivateDir(config.dataDir);
     writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600 });
   }
   return [{ id: 'dev', key: readFileSync(file, 'utf8').trim() }];
