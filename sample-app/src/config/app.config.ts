@@ -245,7 +245,7 @@ interface Problem {
   problem: string;
 }
 
-/** `NAME="value"` for a variable whose value may be shown, `NAME (value hidden)` otherwise. */
+/** `NAME="value"` for a variable whose value may be shown, `NAME (value not shown)` otherwise. */
 function describeVariable(name: string, env: Record<string, string | undefined>): string {
   return SHOWN_VARIABLES.has(name)
     ? `${name}=${JSON.stringify(env[name])}`
@@ -304,16 +304,21 @@ export function loadAppConfig(env: Record<string, string | undefined>): AppConfi
   for (const name of ['DATABASE_URL', 'REDIS_URL'] as const) {
     const value = vars[name];
     // A URL the drivers cannot parse makes them throw errors that quote it, password included.
-    if (value !== undefined && !value.startsWith('sqlite:') && !URL.canParse(value)) {
+    const unparsable = value !== undefined && !value.startsWith('sqlite:') && !URL.canParse(value);
+    if (unparsable && !problems.some((p) => p.name === name)) {
       problems.push({
         name,
         problem: `${name} is not a valid URL (percent-encode @ : / # ? in the password)`,
       });
     }
   }
-  const trustProxy = vars.TRUST_PROXY === undefined ? undefined : parseTrustProxy(vars.TRUST_PROXY);
-  if (typeof trustProxy === 'string') problems.push({ name: 'TRUST_PROXY', problem: trustProxy });
-  if (problems.length > 0 || typeof trustProxy === 'string') {
+  let trustProxy: TrustProxy | undefined;
+  if (vars.TRUST_PROXY !== undefined) {
+    const parsed = parseTrustProxy(vars.TRUST_PROXY);
+    if (typeof parsed === 'string') problems.push({ name: 'TRUST_PROXY', problem: parsed });
+    else trustProxy = parsed;
+  }
+  if (problems.length > 0) {
     const lines = problems.map(
       ({ name, problem }) => `  ${describeVariable(name, env)}: ${problem}`,
     );
