@@ -19,12 +19,21 @@ export class TwoFactorAuthConfigError extends Error {
 
 type Bounds = { min: number; max: number };
 
+/**
+ * A bad value as an error message may show it: a number as itself, anything else by its type
+ * only. Errors never quote strings or objects, which might be a secret put in the wrong option.
+ */
+function shown(value: unknown): string {
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return value === null ? 'null' : `a value of type ${typeof value}`;
+}
+
 function integer(option: string, value: unknown, fallback: number, { min, max }: Bounds): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new TwoFactorAuthConfigError(
       option,
-      `must be an integer from ${min} to ${max} (got ${JSON.stringify(value)}); leave it out for the default ${fallback}.`,
+      `must be an integer from ${min} to ${max} (got ${shown(value)}); leave it out for the default ${fallback}.`,
     );
   }
   return value;
@@ -256,13 +265,14 @@ export function resolveTwoFactorAuthOptions(raw: unknown): ResolvedTwoFactorAuth
 
   const redis = opts.redis;
   if (redis !== undefined) {
-    const isUrl = typeof redis === 'string' && /^rediss?:\/\//.test(redis);
+    // URL.canParse: ioredis throws for a URL it cannot parse, quoting it, password included.
+    const isUrl = typeof redis === 'string' && /^rediss?:\/\//.test(redis) && URL.canParse(redis);
     const isClient =
       typeof redis === 'object' && redis !== null && typeof redis.duplicate === 'function';
     if (!isUrl && !isClient) {
       throw new TwoFactorAuthConfigError(
         'redis',
-        "must be a redis:// or rediss:// URL or an ioredis client, e.g. 'redis://127.0.0.1:6379'.",
+        "must be a redis:// or rediss:// URL (percent-encode @ : / # ? in a password) or an ioredis client, e.g. 'redis://127.0.0.1:6379'.",
       );
     }
   }

@@ -1,5 +1,17 @@
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  linkSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { KeyRing } from '../keys/key-ring.js';
 import type { TwoFactorJwk, TwoFactorJwsAlgorithm } from '../two-factor-auth.options.js';
 import { ALGORITHMS } from '../keys/jws.util.js';
@@ -63,12 +75,56 @@ export function readJwkSet(file: string): JwkSet {
   return { keys: keys as TwoFactorJwk[] };
 }
 
-/** Writes a JWK Set atomically (temp file + rename), readable by its owner only. */
-export function writeJwkSet(file: string, set: JwkSet): void {
+/**
+ * Writes a JWK Set atomically, readable by its owner only: into a temp file of random name
+ * created exclusively with mode 0600 (a file or symlink planted at that name makes it fail, never
+ * receives the keys and never lends its mode), then moved into place. `replace: false` refuses
+ * an existing file (a hard link fails if the name is taken, even by a dangling symlink); with
+ * `replace: true` a symlink in place of the file is refused rather than replaced.
+ */
+export function writeJwkSet(file: string, set: JwkSet, { replace }: { replace: boolean }): void {
   KeyRing.fromJwks(set.keys);
-  const temp = `${file}.${process.pid}.tmp`;
-  writeFileSync(temp, `${JSON.stringify(set, null, 2)}\n`, { mode: 0o600 });
-  renameSync(temp, file);
+  if (replace) refuseSymlink(file);
+  const temp = join(dirname(file), `.${basename(file)}.${randomBytes(12).toString('hex')}.tmp`);
+  const fd = openSync(temp, 'wx', 0o600);
+  try {
+    try {
+      writeSync(fd, `${JSON.stringify(set, null, 2)}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    if (replace) {
+      refuseSymlink(file);
+      renameSync(temp, file);
+    } else {
+      try {
+        linkSync(temp, file);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+          throw new UsageError(`${file} exists; use \`keys rotate ${file}\` to add a key to it`);
+        }
+        throw error;
+      }
+    }
+  } finally {
+    rmSync(temp, { force: true });
+  }
+}
+
+/** Refuses to write through a symlink: it could point at any file the operator can write. */
+function refuseSymlink(file: string): void {
+  let isLink = false;
+  try {
+    isLink = lstatSync(file).isSymbolicLink();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  if (isLink) {
+    throw new UsageError(
+      `${file} is a symbolic link; name the key file itself, so that its replacement cannot land elsewhere`,
+    );
+  }
 }
 
 /** Puts a new signing key first; the old keys stay, so their tokens keep working. */

@@ -15,7 +15,7 @@ import {
 const USAGE = `nestjs-rest-2fa — operator tooling
 
   nestjs-rest-2fa keys generate [--alg ES256] [--kid ID] [--out FILE]
-      A new JWK Set with one private key (printed, or written to FILE).
+      A new JWK Set with one private key (printed, or written to FILE, which must not exist).
   nestjs-rest-2fa keys rotate FILE [--alg ALG] [--kid ID]
       Puts a new signing key first in FILE; old keys stay and keep verifying.
   nestjs-rest-2fa keys retire FILE KID
@@ -53,7 +53,7 @@ export function run(
             `${values.out} exists; use \`keys rotate ${values.out}\` to add a key to it`,
           );
         }
-        writeJwkSet(values.out, set);
+        writeJwkSet(values.out, set, { replace: false });
         out(`Wrote ${values.out} (kid ${set.keys[0].kid}). Point JWT_KEYS_FILE at it.`);
       } else {
         out(JSON.stringify(set, null, 2));
@@ -62,14 +62,14 @@ export function run(
     }
     if (command === 'rotate' && rest.length === 1) {
       const next = rotate(readJwkSet(rest[0]), values.alg, values.kid);
-      writeJwkSet(rest[0], next);
+      writeJwkSet(rest[0], next, { replace: true });
       out(
         `New signing key ${next.keys[0].kid} is first in ${rest[0]}; restart the instances to use it.`,
       );
       return 0;
     }
     if (command === 'retire' && rest.length === 2) {
-      writeJwkSet(rest[0], retire(readJwkSet(rest[0]), rest[1]));
+      writeJwkSet(rest[0], retire(readJwkSet(rest[0]), rest[1]), { replace: true });
       out(`Removed ${rest[1]} from ${rest[0]}; restart the instances: its tokens stop working.`);
       return 0;
     }

@@ -8,6 +8,7 @@ import helmet from 'helmet';
 import { TwoFactorExceptionFilter, validateTwoFactorAuthOptions } from 'nestjs-rest-2fa';
 import { AppModule, twoFactorOptions } from './app.module.js';
 import type { AppConfig } from './config/app.config.js';
+import { trustProxySetting } from './config/trust-proxy.js';
 import { RefuseReservedKeysPipe, strictValidationPipe } from './validation.pipe.js';
 
 /** Largest JSON body accepted, in bytes; login and sign-up bodies are far smaller. */
@@ -39,8 +40,7 @@ export async function createApp(
   if (config.httpAdapter === 'fastify') {
     const adapter = new FastifyAdapter({
       bodyLimit: BODY_LIMIT_BYTES,
-      // Fastify takes a hop count too, though its types omit it.
-      trustProxy: (parseTrustProxy(config.trustProxy) ?? false) as boolean | string,
+      ...(config.trustProxy ? { trustProxy: trustProxySetting(config.trustProxy) } : {}),
     });
     // JSON only: no form parser from Nest (bodyParser: false) and not Fastify's own text/plain
     // parser, which would hand the routes a string they were never meant to see.
@@ -68,8 +68,7 @@ export async function createApp(
       reviver: refuseObjectPrototypeKeys,
     });
     expressApp.disable('x-powered-by');
-    const trustProxy = parseTrustProxy(config.trustProxy);
-    if (trustProxy !== undefined) expressApp.set('trust proxy', trustProxy);
+    if (config.trustProxy) expressApp.set('trust proxy', trustProxySetting(config.trustProxy));
     app = expressApp;
   }
   app.useGlobalPipes(new RefuseReservedKeysPipe(), strictValidationPipe());
@@ -88,13 +87,6 @@ export async function createApp(
 function refuseObjectPrototypeKeys(key: string, value: unknown): unknown {
   if (Object.hasOwn(Object.prototype, key)) throw new SyntaxError('Reserved member name');
   return value;
-}
-
-function parseTrustProxy(value: string | undefined): boolean | number | string | undefined {
-  if (value === undefined) return undefined;
-  if (value === 'true') return true;
-  if (value === 'false') return false;
-  return /^\d+$/.test(value) ? Number(value) : value;
 }
 
 /** The OpenAPI document of the app (module routes included). */

@@ -1,8 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SAMPLE_MAIN } from '../support/spawned-app.js';
+import { SAMPLE_MAIN, spawnSampleApp } from '../support/spawned-app.js';
 
 /** Runs the built sample app with `env`; it is expected to refuse to start. */
 function start(env: Record<string, string>) {
@@ -27,6 +28,8 @@ describe('sample app start-up checks', () => {
     ['TOTP_ENCRYPTION_KEYS', 'k:short'],
     ['REVOCATION_SYNC_INTERVAL', '10'],
     ['PASSWORD_CONCURRENCY', '0'],
+    ['TRUST_PROXY', 'true'],
+    ['TRUST_PROXY', '0.0.0.0/0'],
   ])('stops on a malformed %s and names it', (name, value) => {
     const { status, output } = start({ [name]: value });
     expect(status).toBe(1);
@@ -64,6 +67,84 @@ describe('sample app start-up checks', () => {
     });
     expect(status).toBe(1);
     expect(output).toMatch(/TOTP_ENCRYPTION_KEYS/);
+  });
+});
+
+/** A recognisable secret: the output of a refused start-up must never contain it. */
+const MARKER = 'Zz9MARKERsecret';
+
+describe('sample app start-up errors never print a secret', () => {
+  const validTotpKey = randomBytes(32).toString('base64');
+
+  it.each([
+    ['SECRET_KEY_PEPPER', `short-${MARKER}`],
+    ['TOTP_ENCRYPTION_KEYS', `good:${validTotpKey},bad:${MARKER}`],
+    ['INTROSPECTION_CLIENTS', `client:${MARKER}`],
+    ['DATABASE_URL', `oracle://user:${MARKER}@db.example/app`],
+    ['DATABASE_URL', `postgres://user:${MARKER}@[bad/app`],
+    ['REDIS_URL', `http://:${MARKER}@cache.example:6379`],
+    ['REDIS_URL', `redis://:${MARKER}@[bad:6379`],
+  ])('%s: exits non-zero naming it, without its value', (name, value) => {
+    const { status, output } = start({ [name]: value });
+    expect(status).toBe(1);
+    expect(output).toContain(name);
+    expect(output).not.toContain(MARKER);
+    expect(output).not.toContain(validTotpKey);
+  });
+
+  it('JWT_KEYS_FILE that is not JSON: names it, without quoting the keys', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tfa-start-'));
+    const file = join(dir, 'jwks.json');
+    // V8 quotes the 10 characters either side of the mistake in its message.
+    writeFileSync(file, `{"keys":[{"kty":"oct","kid":"k","alg":"HS256","k":${MARKER}}]}`);
+    const { status, output } = start({ JWT_KEYS_FILE: file });
+    expect(status).toBe(1);
+    expect(output).toMatch(/JWT_KEYS_FILE .*not valid JSON/);
+    expect(output).not.toContain(MARKER.slice(0, 8));
+  });
+
+  it('a database that refuses the connection: exits non-zero, the password masked', () => {
+    const password = `db-${MARKER}`;
+    const { status, output } = start({
+      DATABASE_URL: `postgres://user:${password}@127.0.0.1:1/app`,
+      SECRET_KEY_PEPPER: `pepper-${MARKER}-${MARKER}-${MARKER}`,
+    });
+    expect(status).toBe(1);
+    expect(output).toMatch(/ECONNREFUSED/);
+    expect(output).not.toContain(MARKER);
+  });
+});
+
+describe('sample app files on a fresh data folder', () => {
+  it.each([
+    ['the default SQLite file', undefined],
+    ['a DATABASE_URL=sqlite: file', join('db', 'nested', 'app.sqlite')],
+  ])('keeps %s and its folder to the owner (0600, 0700)', async (_case, sqliteFile) => {
+    const dir = mkdtempSync(join(tmpdir(), 'tfa-modes-'));
+    const dataDir = join(dir, 'data');
+    const database = sqliteFile ? join(dir, sqliteFile) : join(dataDir, 'sample.sqlite');
+    const app = await spawnSampleApp({
+      DATA_DIR: dataDir,
+      ...(sqliteFile ? { DATABASE_URL: `sqlite:${database}` } : {}),
+    });
+    try {
+      // A write, so that the WAL file exists too.
+      await app
+        .http()
+        .post('/accounts')
+        .send({ username: 'modes', password: 'correct horse battery staple' })
+        .expect(201);
+      const mode = (path: string) => statSync(path).mode & 0o777;
+      expect(mode(dataDir)).toBe(0o700);
+      expect(mode(join(database, '..'))).toBe(0o700);
+      if (sqliteFile) expect(mode(join(database, '..', '..'))).toBe(0o700);
+      expect(mode(database)).toBe(0o600);
+      expect(existsSync(`${database}-wal`)).toBe(true);
+      expect(mode(`${database}-wal`)).toBe(0o600);
+      expect(mode(join(dataDir, 'dev-jwks.json'))).toBe(0o600);
+    } finally {
+      await app.stop();
+    }
   });
 });
 

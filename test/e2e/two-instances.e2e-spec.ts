@@ -32,7 +32,7 @@ const PUB_SUB_BOUND_MS = 1000;
 const POLL_BOUND_MS = 1500;
 
 /** Every token-route request of this file comes from this client, so that no other suite
- * sharing the Redis server counts against it (the instances run with TRUST_PROXY=true). */
+ * sharing the Redis server counts against it (the instances trust one proxy hop: TRUST_PROXY=1). */
 const CLIENT_IP = randomClientIp();
 
 function randomClientIp(): string {
@@ -180,7 +180,7 @@ withPostgresAndRedis('two instances sharing PostgreSQL and Redis', () => {
   beforeAll(async () => {
     suite = await createSuiteEnvironment('postgres', {
       REDIS_URL: redisUrl,
-      TRUST_PROXY: 'true',
+      TRUST_PROXY: '1',
       LOCKOUT_MAX_ATTEMPTS: '4',
     });
     [a, b] = await startPair(suite.env);
@@ -341,7 +341,7 @@ withPostgres('two instances sharing PostgreSQL, without Redis', () => {
   let b: RunningApp;
 
   beforeAll(async () => {
-    suite = await createSuiteEnvironment('postgres', { TRUST_PROXY: 'true' });
+    suite = await createSuiteEnvironment('postgres', { TRUST_PROXY: '1' });
     [a, b] = await startPair(suite.env);
   });
   afterAll(async () => {
@@ -415,7 +415,7 @@ withPostgresAndRedis('two instances when Redis goes away and comes back', () => 
     redis = await PrivateRedisServer.start();
     suite = await createSuiteEnvironment('postgres', {
       REDIS_URL: redis.url,
-      TRUST_PROXY: 'true',
+      TRUST_PROXY: '1',
     });
     [a, b] = await startPair(suite.env);
   }, 60_000);

@@ -12,6 +12,7 @@ import {
 } from 'class-validator';
 import { join } from 'node:path';
 import { DEFAULT_DATA_DIR } from './paths.js';
+import { parseTrustProxy, type TrustProxy } from './trust-proxy.js';
 
 const toInt = ({ value }: { value: unknown }) =>
   value === undefined || value === '' ? undefined : Number(value);
@@ -134,11 +135,9 @@ class EnvironmentVariables {
   @MinLength(32, { message: 'SECRET_KEY_PEPPER must be at least 32 characters' })
   SECRET_KEY_PEPPER?: string;
 
+  /** Checked by `parseTrustProxy` in `loadAppConfig`. */
   @IsOptional()
   @IsString()
-  @Matches(/^(true|false|\d{1,2}|[\d.:a-fA-F/, ]+|loopback|linklocal|uniquelocal)$/, {
-    message: 'TRUST_PROXY must be true, false, a hop count, or addresses/subnets',
-  })
   TRUST_PROXY?: string;
 
   @IsOptional()
@@ -210,6 +209,49 @@ export const ENVIRONMENT_VARIABLES = [
   'INTROSPECTION_CLIENTS',
 ] as const;
 
+type EnvironmentVariable = (typeof ENVIRONMENT_VARIABLES)[number];
+
+/**
+ * The variables whose value an error message may repeat. Every other one holds a secret (the
+ * pepper, TOTP encryption keys, introspection client secrets) or may hold one (the password in
+ * DATABASE_URL or REDIS_URL): an error names it and says what is wrong, never what it holds.
+ * A variable added later stays hidden until it is listed here.
+ */
+const SHOWN_VARIABLES: ReadonlySet<string> = new Set<EnvironmentVariable>([
+  'NODE_ENV',
+  'PORT',
+  'JWT_KEYS_FILE',
+  'JWT_ISSUER',
+  'JWT_AUDIENCE',
+  'ACCESS_TOKEN_TTL',
+  'REFRESH_TOKEN_TTL',
+  'LOCKOUT_MAX_ATTEMPTS',
+  'LOCKOUT_SECONDS',
+  'THROTTLE_LIMIT',
+  'THROTTLE_TTL',
+  'CLOCK_TOLERANCE',
+  'REVOCATION_SYNC_INTERVAL',
+  'REVOCATION_MAX_STALENESS',
+  'PASSWORD_CONCURRENCY',
+  'TRUST_PROXY',
+  'HTTP_ADAPTER',
+  'DATA_DIR',
+  'TOTP_ENABLED',
+  'TOTP_ENROLMENT_TTL',
+]);
+
+interface Problem {
+  name: string;
+  problem: string;
+}
+
+/** `NAME="value"` for a variable whose value may be shown, `NAME (value not shown)` otherwise. */
+function describeVariable(name: string, env: Record<string, string | undefined>): string {
+  return SHOWN_VARIABLES.has(name)
+    ? `${name}=${JSON.stringify(env[name])}`
+    : `${name} (value not shown)`;
+}
+
 /** The sample app's validated configuration. */
 export interface AppConfig {
   production: boolean;
@@ -229,7 +271,8 @@ export interface AppConfig {
   lockout: { maxAttempts: number; seconds: number };
   throttle: { limit: number; ttl: number };
   secretKeyPepper: string | undefined;
-  trustProxy: string | undefined;
+  /** The proxies whose `X-Forwarded-For` is believed; undefined: the socket address is the client. */
+  trustProxy: TrustProxy | undefined;
   httpAdapter: 'express' | 'fastify';
   /** `true`, `false`, or undefined (on when a key is set or, in development, always). */
   totpEnabled: boolean | undefined;
@@ -254,10 +297,30 @@ export function loadAppConfig(env: Record<string, string | undefined>): AppConfi
   );
   const vars = plainToInstance(EnvironmentVariables, defined);
   const errors = validateSync(vars, { skipMissingProperties: false, forbidUnknownValues: false });
-  if (errors.length > 0) {
-    const lines = errors.map(
-      (e) =>
-        `  ${e.property}=${JSON.stringify(env[e.property])}: ${Object.values(e.constraints ?? {}).join('; ')}`,
+  const problems: Problem[] = errors.map((e) => ({
+    name: e.property,
+    problem: Object.values(e.constraints ?? {}).join('; '),
+  }));
+  for (const name of ['DATABASE_URL', 'REDIS_URL'] as const) {
+    const value = vars[name];
+    // A URL the drivers cannot parse makes them throw errors that quote it, password included.
+    const unparsable = value !== undefined && !value.startsWith('sqlite:') && !URL.canParse(value);
+    if (unparsable && !problems.some((p) => p.name === name)) {
+      problems.push({
+        name,
+        problem: `${name} is not a valid URL (percent-encode @ : / # ? in the password)`,
+      });
+    }
+  }
+  let trustProxy: TrustProxy | undefined;
+  if (vars.TRUST_PROXY !== undefined) {
+    const parsed = parseTrustProxy(vars.TRUST_PROXY);
+    if (typeof parsed === 'string') problems.push({ name: 'TRUST_PROXY', problem: parsed });
+    else trustProxy = parsed;
+  }
+  if (problems.length > 0) {
+    const lines = problems.map(
+      ({ name, problem }) => `  ${describeVariable(name, env)}: ${problem}`,
     );
     throw new ConfigurationError(`Invalid environment:\n${lines.join('\n')}`);
   }
@@ -294,7 +357,7 @@ export function loadAppConfig(env: Record<string, string | undefined>): AppConfi
     lockout: { maxAttempts: vars.LOCKOUT_MAX_ATTEMPTS ?? 5, seconds: vars.LOCKOUT_SECONDS ?? 900 },
     throttle: { limit: vars.THROTTLE_LIMIT ?? 20, ttl: vars.THROTTLE_TTL ?? 60 },
     secretKeyPepper: vars.SECRET_KEY_PEPPER,
-    trustProxy: vars.TRUST_PROXY,
+    trustProxy,
     httpAdapter: vars.HTTP_ADAPTER === 'fastify' ? 'fastify' : 'express',
     totpEnabled: vars.TOTP_ENABLED === undefined ? undefined : vars.TOTP_ENABLED === 'true',
     totpEncryptionKeys: pairs(vars.TOTP_ENCRYPTION_KEYS).map(([id, key]) => ({ id, key })),

@@ -1,8 +1,9 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { TypeOrmModuleOptions } from '@nestjs/typeorm';
 import { TWO_FACTOR_AUTH_ENTITIES, TWO_FACTOR_AUTH_MIGRATIONS } from 'nestjs-rest-2fa';
 import type { AppConfig } from './app.config.js';
+import { makePrivateDir } from './paths.js';
 
 /** TypeORM options for the driver `DATABASE_URL` names; the module's migrations run on start. */
 export function databaseOptions(config: AppConfig): TypeOrmModuleOptions {
@@ -16,7 +17,12 @@ export function databaseOptions(config: AppConfig): TypeOrmModuleOptions {
   };
   const { database } = config;
   if (database.kind === 'sqlite') {
-    mkdirSync(dirname(database.path), { recursive: true });
+    if (database.path !== ':memory:') {
+      makePrivateDir(dirname(database.path));
+      // better-sqlite3 would create the file 0644 (less the umask): create it 0600 first. SQLite
+      // gives its -wal and -shm files the mode of the database file.
+      closeSync(openSync(database.path, 'a', 0o600));
+    }
     return {
       ...common,
       type: 'better-sqlite3',

@@ -1,8 +1,9 @@
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TwoFactorJwk } from 'nestjs-rest-2fa';
 import { ConfigurationError, type AppConfig } from './app.config.js';
+import { makePrivateDir } from './paths.js';
 
 /**
  * The signing keys: the JWK Set in `JWT_KEYS_FILE`, or, in development only, an ES256 key
@@ -19,7 +20,7 @@ export function loadSigningKeys(config: AppConfig): TwoFactorJwk[] {
   }
   const file = join(config.dataDir, 'dev-jwks.json');
   if (!existsSync(file)) {
-    mkdirSync(config.dataDir, { recursive: true });
+    makePrivateDir(config.dataDir);
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const jwk = {
       ...privateKey.export({ format: 'jwk' }),
@@ -39,20 +40,26 @@ export function loadSecretKeyPepper(config: AppConfig): string | undefined {
   if (config.secretKeyPepper || config.production) return config.secretKeyPepper;
   const file = join(config.dataDir, 'dev-pepper');
   if (!existsSync(file)) {
-    mkdirSync(config.dataDir, { recursive: true });
+    makePrivateDir(config.dataDir);
     writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600 });
   }
   return readFileSync(file, 'utf8').trim();
 }
 
 function readJwks(file: string, source: string): TwoFactorJwk[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    // Node's message names the file and the reason (ENOENT, EACCES), nothing of its content.
+    throw new ConfigurationError(`${source} cannot be read: ${(error as Error).message}`);
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (error) {
-    throw new ConfigurationError(
-      `${source} (${file}) cannot be read as JSON: ${(error as Error).message}`,
-    );
+    parsed = JSON.parse(text);
+  } catch {
+    // Not the parser's message: it quotes the text around the mistake, private keys included.
+    throw new ConfigurationError(`${source} (${file}) is not valid JSON`);
   }
   const keys = (parsed as { keys?: unknown })?.keys;
   if (!Array.isArray(keys) || keys.length === 0) {
@@ -81,7 +88,7 @@ export function loadTotpKeys(config: AppConfig): { id: string; key: string }[] |
   }
   const file = join(config.dataDir, 'dev-totp-key');
   if (!existsSync(file)) {
-    mkdirSync(config.dataDir, { recursive: true });
+    makePrivateDir(config.dataDir);
     writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600 });
   }
   return [{ id: 'dev', key: readFileSync(file, 'utf8').trim() }];

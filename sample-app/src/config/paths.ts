@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,3 +22,11 @@ export const SAMPLE_APP_DIR = findSampleAppDir();
 
 /** Where development keys and the default SQLite file live (git-ignored). */
 export const DEFAULT_DATA_DIR = join(SAMPLE_APP_DIR, 'data');
+
+/**
+ * Creates `dir` and any missing parent readable by the owner only (0700): it holds the SQLite
+ * file and the development keys. A folder that exists already keeps its mode.
+ */
+export function makePrivateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+}

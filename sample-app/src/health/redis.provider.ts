@@ -5,10 +5,9 @@ import {
   type OnApplicationShutdown,
   type Provider,
 } from '@nestjs/common';
-import { once } from 'node:events';
 import { Redis } from 'ioredis';
 import { APP_CONFIG } from '../config/app-config.token.js';
-import type { AppConfig } from '../config/app.config.js';
+import { ConfigurationError, type AppConfig } from '../config/app.config.js';
 
 /** The sample app's Redis connection (shared with the module), or `null` without `REDIS_URL`. */
 export const SAMPLE_REDIS = Symbol('SAMPLE_REDIS');
@@ -22,10 +21,21 @@ const CONNECT_WAIT_MS = 2000;
  * database poll. The connection itself is retried forever (ioredis's default strategy).
  */
 async function connect(url: string): Promise<Redis> {
-  const redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  let redis: Redis;
+  try {
+    redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  } catch {
+    // Not ioredis's error: it carries the URL, password included, and Nest would print it.
+    throw new ConfigurationError(
+      'REDIS_URL is not a valid redis:// or rediss:// URL (percent-encode @ : / # ? in the password)',
+    );
+  }
+  // Connection errors are neither logged nor thrown: their text is the driver's, and the app
+  // starts without Redis anyway (below).
   redis.on('error', () => undefined);
-  // Without this wait the first requests after start-up would find no connection yet.
-  const ready = once(redis, 'ready');
+  // Without this wait the first requests after start-up would find no connection yet. Not
+  // `once(redis, 'ready')`: it rejects on the first 'error', which stopped the start-up.
+  const ready = new Promise<void>((resolve) => redis.once('ready', () => resolve()));
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), CONNECT_WAIT_MS);
