@@ -15,7 +15,9 @@ const manifest = JSON.parse(readFileSync('package.json', 'utf8')) as {
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
-    return statSync(path).isDirectory() ? sources(path) : path.endsWith('.ts') ? [path] : [];
+    if (statSync(path).isDirectory()) return sources(path);
+    // Specs beside the code are not published (tsconfig.build.json leaves them out).
+    return path.endsWith('.ts') && !path.endsWith('.spec.ts') ? [path] : [];
   });
 }
 
