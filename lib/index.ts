@@ -21,7 +21,10 @@ export {
   type TwoFactorEncryptionKey,
   type TwoFactorIntrospectionClient,
 } from './two-factor-auth.options.js';
-export { TwoFactorAuthConfigError } from './two-factor-auth.options-validation.js';
+export {
+  TwoFactorAuthConfigError,
+  TWO_FACTOR_AUTH_BOUNDS,
+} from './two-factor-auth.options-validation.js';
 export { validateTwoFactorAuthOptions } from './two-factor-auth.validate.js';
 export {
   TWO_FACTOR_AUTH_ENTITIES,

@@ -59,6 +59,47 @@ function noUnknown(option: string, value: Record<string, unknown>, known: readon
 
 const DAY = 86400;
 const YEAR = 365 * DAY;
+
+/**
+ * The range each numeric option accepts (inclusive). Exported so that an application's own
+ * configuration (environment variables, say) checks the same bounds instead of restating them.
+ */
+export const TWO_FACTOR_AUTH_BOUNDS = Object.freeze({
+  accessTokenTtl: { min: 10, max: DAY },
+  refreshTokenTtl: { min: 60, max: YEAR },
+  clockTolerance: { min: 0, max: 60 },
+  lockout: { maxAttempts: { min: 1, max: 1000 }, seconds: { min: 1, max: DAY } },
+  throttle: { limit: { min: 1, max: 1_000_000 }, ttl: { min: 1, max: DAY } },
+  revocation: {
+    syncInterval: { min: 50, max: 600_000 },
+    maxStaleness: { min: 100, max: 3_600_000 },
+    verifiedCacheSize: { min: 0, max: 10_000_000 },
+  },
+  prune: {
+    graceSeconds: { min: 0, max: YEAR },
+    intervalSeconds: { min: 0, max: 30 * DAY },
+    batchSize: { min: 1, max: 100_000 },
+  },
+  password: {
+    memoryCost: { min: 1024, max: 4_194_304 },
+    timeCost: { min: 1, max: 100 },
+    parallelism: { min: 1, max: 16 },
+    concurrency: { min: 1, max: 64 },
+    minLength: { min: 8, max: 1024 },
+    maxLength: { min: 64, max: 1024 },
+  },
+  totp: {
+    digits: { min: 6, max: 8 },
+    period: { min: 15, max: 120 },
+    window: { min: 0, max: 5 },
+    recoveryCodes: { min: 1, max: 50 },
+    enrolmentTtl: { min: 1, max: DAY },
+  },
+  /** Bytes of `secretKeyPepper`; characters of an introspection client secret. */
+  secretKeyPepper: { min: 32 },
+  introspectionSecret: { min: 32 },
+} as const);
+const B = TWO_FACTOR_AUTH_BOUNDS;
 const TOP_LEVEL = [
   'issuer',
   'audience',
@@ -80,13 +121,42 @@ const TOP_LEVEL = [
 ] as const;
 
 /**
- * Checks every option and fills in the defaults. Called on the sync and the async path,
- * so a bad value stops the application at start-up with the option's name in the message.
+ * Checks every option and fills in the defaults, one group at a time. Called on the sync and
+ * the async path, so a bad value stops the application at start-up with the option's name in
+ * the message.
  */
 export function resolveTwoFactorAuthOptions(raw: unknown): ResolvedTwoFactorAuthOptions {
   const opts = plainObject('', raw) as Partial<TwoFactorAuthModuleOptions> &
     Record<string, unknown>;
   noUnknown('', opts, TOP_LEVEL);
+  refuseStaticOnly(opts);
+  const identity = resolveIdentity(opts);
+  return {
+    ...identity,
+    ...resolveLifetimes(opts),
+    lockout: resolveLockout(opts.lockout),
+    throttle: resolveThrottle(opts.throttle),
+    revocation: resolveRevocation(opts.revocation),
+    prune: resolvePrune(opts.prune),
+    password: resolvePassword(opts.password),
+    secretKeyPepper: resolvePepper(opts.secretKeyPepper),
+    redis: resolveRedis(opts.redis),
+    totp:
+      opts.totp === undefined || opts.totp === false
+        ? false
+        : resolveTotp(opts.totp, identity.issuer),
+    introspection:
+      opts.introspection === undefined || opts.introspection === false
+        ? false
+        : resolveIntrospection(opts.introspection),
+  };
+}
+
+type Resolved = ResolvedTwoFactorAuthOptions;
+const D = TWO_FACTOR_AUTH_DEFAULTS;
+
+/** `routes` and `isGlobal` decide which providers exist: never from an async factory. */
+function refuseStaticOnly(opts: Record<string, unknown>): void {
   for (const extra of ['routes', 'isGlobal'] as const) {
     if (extra in opts) {
       throw new TwoFactorAuthConfigError(
@@ -97,8 +167,11 @@ export function resolveTwoFactorAuthOptions(raw: unknown): ResolvedTwoFactorAuth
       );
     }
   }
-  const d = TWO_FACTOR_AUTH_DEFAULTS;
+}
 
+function resolveIdentity(
+  opts: Partial<TwoFactorAuthModuleOptions>,
+): Pick<Resolved, 'issuer' | 'audience' | 'keys'> {
   if (typeof opts.issuer !== 'string' || opts.issuer.trim() === '' || opts.issuer.length > 512) {
     throw new TwoFactorAuthConfigError(
       'issuer',
@@ -117,65 +190,78 @@ export function resolveTwoFactorAuthOptions(raw: unknown): ResolvedTwoFactorAuth
       'is required: an array of JWKs with kid and alg (keys[0] signs). Generate one with `npx nestjs-rest-2fa keys generate --alg ES256`.',
     );
   }
+  return { issuer: opts.issuer, audience: opts.audience, keys: opts.keys };
+}
 
-  const accessTokenTtl = integer('accessTokenTtl', opts.accessTokenTtl, d.accessTokenTtl, {
-    min: 10,
-    max: DAY,
-  });
-  const refreshTokenTtl = integer('refreshTokenTtl', opts.refreshTokenTtl, d.refreshTokenTtl, {
-    min: 60,
-    max: YEAR,
-  });
+function resolveLifetimes(
+  opts: Partial<TwoFactorAuthModuleOptions>,
+): Pick<Resolved, 'accessTokenTtl' | 'refreshTokenTtl' | 'clockTolerance'> {
+  const accessTokenTtl = integer(
+    'accessTokenTtl',
+    opts.accessTokenTtl,
+    D.accessTokenTtl,
+    B.accessTokenTtl,
+  );
+  const refreshTokenTtl = integer(
+    'refreshTokenTtl',
+    opts.refreshTokenTtl,
+    D.refreshTokenTtl,
+    B.refreshTokenTtl,
+  );
   if (refreshTokenTtl < accessTokenTtl) {
     throw new TwoFactorAuthConfigError(
       'refreshTokenTtl',
       `must not be shorter than accessTokenTtl (${accessTokenTtl}).`,
     );
   }
-  const clockTolerance = integer('clockTolerance', opts.clockTolerance, d.clockTolerance, {
-    min: 0,
-    max: 60,
-  });
+  const clockTolerance = integer(
+    'clockTolerance',
+    opts.clockTolerance,
+    D.clockTolerance,
+    B.clockTolerance,
+  );
+  return { accessTokenTtl, refreshTokenTtl, clockTolerance };
+}
 
-  let lockout: ResolvedTwoFactorAuthOptions['lockout'] = false;
-  if (opts.lockout !== false) {
-    const l = plainObject('lockout', opts.lockout ?? {});
-    noUnknown('lockout', l, ['maxAttempts', 'seconds']);
-    lockout = {
-      maxAttempts: integer('lockout.maxAttempts', l.maxAttempts, d.lockout.maxAttempts, {
-        min: 1,
-        max: 1000,
-      }),
-      seconds: integer('lockout.seconds', l.seconds, d.lockout.seconds, { min: 1, max: DAY }),
-    };
-  }
+function resolveLockout(raw: unknown): Resolved['lockout'] {
+  if (raw === false) return false;
+  const l = plainObject('lockout', raw ?? {});
+  noUnknown('lockout', l, ['maxAttempts', 'seconds']);
+  return {
+    maxAttempts: integer(
+      'lockout.maxAttempts',
+      l.maxAttempts,
+      D.lockout.maxAttempts,
+      B.lockout.maxAttempts,
+    ),
+    seconds: integer('lockout.seconds', l.seconds, D.lockout.seconds, B.lockout.seconds),
+  };
+}
 
-  let throttle: ResolvedTwoFactorAuthOptions['throttle'] = false;
-  if (opts.throttle !== false) {
-    const t = plainObject('throttle', opts.throttle ?? {});
-    noUnknown('throttle', t, ['limit', 'ttl']);
-    throttle = {
-      limit: integer('throttle.limit', t.limit, d.throttle.limit, { min: 1, max: 1_000_000 }),
-      ttl: integer('throttle.ttl', t.ttl, d.throttle.ttl, { min: 1, max: DAY }),
-    };
-  }
+function resolveThrottle(raw: unknown): Resolved['throttle'] {
+  if (raw === false) return false;
+  const t = plainObject('throttle', raw ?? {});
+  noUnknown('throttle', t, ['limit', 'ttl']);
+  return {
+    limit: integer('throttle.limit', t.limit, D.throttle.limit, B.throttle.limit),
+    ttl: integer('throttle.ttl', t.ttl, D.throttle.ttl, B.throttle.ttl),
+  };
+}
 
-  const r = plainObject('revocation', opts.revocation ?? {});
+function resolveRevocation(raw: unknown): Resolved['revocation'] {
+  const r = plainObject('revocation', raw ?? {});
   noUnknown('revocation', r, ['syncInterval', 'maxStaleness', 'verifiedCacheSize']);
   const syncInterval = integer(
     'revocation.syncInterval',
     r.syncInterval,
-    d.revocation.syncInterval,
-    {
-      min: 50,
-      max: 600_000,
-    },
+    D.revocation.syncInterval,
+    B.revocation.syncInterval,
   );
   const maxStaleness = integer(
     'revocation.maxStaleness',
     r.maxStaleness,
-    Math.max(d.revocation.maxStaleness, syncInterval * 3),
-    { min: 100, max: 3_600_000 },
+    Math.max(D.revocation.maxStaleness, syncInterval * 3),
+    B.revocation.maxStaleness,
   );
   if (maxStaleness <= syncInterval) {
     throw new TwoFactorAuthConfigError(
@@ -183,124 +269,83 @@ export function resolveTwoFactorAuthOptions(raw: unknown): ResolvedTwoFactorAuth
       `must be longer than revocation.syncInterval (${syncInterval} ms), or every token would be refused between two syncs.`,
     );
   }
-  const revocation = {
+  return {
     syncInterval,
     maxStaleness,
     verifiedCacheSize: integer(
       'revocation.verifiedCacheSize',
       r.verifiedCacheSize,
-      d.revocation.verifiedCacheSize,
-      { min: 0, max: 10_000_000 },
+      D.revocation.verifiedCacheSize,
+      B.revocation.verifiedCacheSize,
     ),
   };
+}
 
-  const p = plainObject('prune', opts.prune ?? {});
+function resolvePrune(raw: unknown): Resolved['prune'] {
+  const p = plainObject('prune', raw ?? {});
   noUnknown('prune', p, ['graceSeconds', 'intervalSeconds', 'batchSize']);
-  const prune = {
-    graceSeconds: integer('prune.graceSeconds', p.graceSeconds, d.prune.graceSeconds, {
-      min: 0,
-      max: YEAR,
-    }),
-    intervalSeconds: integer('prune.intervalSeconds', p.intervalSeconds, d.prune.intervalSeconds, {
-      min: 0,
-      max: 30 * DAY,
-    }),
-    batchSize: integer('prune.batchSize', p.batchSize, d.prune.batchSize, { min: 1, max: 100_000 }),
+  return {
+    graceSeconds: integer(
+      'prune.graceSeconds',
+      p.graceSeconds,
+      D.prune.graceSeconds,
+      B.prune.graceSeconds,
+    ),
+    intervalSeconds: integer(
+      'prune.intervalSeconds',
+      p.intervalSeconds,
+      D.prune.intervalSeconds,
+      B.prune.intervalSeconds,
+    ),
+    batchSize: integer('prune.batchSize', p.batchSize, D.prune.batchSize, B.prune.batchSize),
   };
+}
 
-  const pw = plainObject('password', opts.password ?? {});
-  noUnknown('password', pw, [
-    'memoryCost',
-    'timeCost',
-    'parallelism',
-    'concurrency',
-    'minLength',
-    'maxLength',
-  ]);
-  const password = {
-    memoryCost: integer('password.memoryCost', pw.memoryCost, d.password.memoryCost, {
-      min: 1024,
-      max: 4_194_304,
-    }),
-    timeCost: integer('password.timeCost', pw.timeCost, d.password.timeCost, { min: 1, max: 100 }),
-    parallelism: integer('password.parallelism', pw.parallelism, d.password.parallelism, {
-      min: 1,
-      max: 16,
-    }),
-    concurrency: integer('password.concurrency', pw.concurrency, d.password.concurrency, {
-      min: 1,
-      max: 64,
-    }),
-    minLength: integer('password.minLength', pw.minLength, d.password.minLength, {
-      min: 8,
-      max: 1024,
-    }),
-    maxLength: integer('password.maxLength', pw.maxLength, d.password.maxLength, {
-      min: 64,
-      max: 1024,
-    }),
-  };
+function resolvePassword(raw: unknown): Resolved['password'] {
+  const pw = plainObject('password', raw ?? {});
+  const names = Object.keys(B.password) as (keyof typeof B.password)[];
+  noUnknown('password', pw, names);
+  const password = Object.fromEntries(
+    names.map((name) => [
+      name,
+      integer(`password.${name}`, pw[name], D.password[name], B.password[name]),
+    ]),
+  ) as Resolved['password'];
   if (password.maxLength < password.minLength) {
     throw new TwoFactorAuthConfigError(
       'password.maxLength',
       'must not be below password.minLength.',
     );
   }
+  return password;
+}
 
-  let secretKeyPepper: Buffer | undefined;
-  if (opts.secretKeyPepper !== undefined) {
-    secretKeyPepper =
-      typeof opts.secretKeyPepper === 'string'
-        ? Buffer.from(opts.secretKeyPepper, 'utf8')
-        : Buffer.isBuffer(opts.secretKeyPepper)
-          ? opts.secretKeyPepper
-          : undefined;
-    if (!secretKeyPepper || secretKeyPepper.length < 32) {
-      throw new TwoFactorAuthConfigError(
-        'secretKeyPepper',
-        'must be a string or Buffer of at least 32 bytes (e.g. `openssl rand -base64 32`).',
-      );
-    }
+function resolvePepper(raw: unknown): Buffer | undefined {
+  if (raw === undefined) return undefined;
+  const pepper =
+    typeof raw === 'string' ? Buffer.from(raw, 'utf8') : Buffer.isBuffer(raw) ? raw : undefined;
+  if (!pepper || pepper.length < B.secretKeyPepper.min) {
+    throw new TwoFactorAuthConfigError(
+      'secretKeyPepper',
+      `must be a string or Buffer of at least ${B.secretKeyPepper.min} bytes (e.g. \`openssl rand -base64 32\`).`,
+    );
   }
+  return pepper;
+}
 
-  const redis = opts.redis;
-  if (redis !== undefined) {
-    // URL.canParse: ioredis throws for a URL it cannot parse, quoting it, password included.
-    const isUrl = typeof redis === 'string' && /^rediss?:\/\//.test(redis) && URL.canParse(redis);
-    const isClient =
-      typeof redis === 'object' && redis !== null && typeof redis.duplicate === 'function';
-    if (!isUrl && !isClient) {
-      throw new TwoFactorAuthConfigError(
-        'redis',
-        "must be a redis:// or rediss:// URL (percent-encode @ : / # ? in a password) or an ioredis client, e.g. 'redis://127.0.0.1:6379'.",
-      );
-    }
+function resolveRedis(redis: TwoFactorAuthModuleOptions['redis']): Resolved['redis'] {
+  if (redis === undefined) return undefined;
+  // URL.canParse: ioredis throws for a URL it cannot parse, quoting it, password included.
+  const isUrl = typeof redis === 'string' && /^rediss?:\/\//.test(redis) && URL.canParse(redis);
+  const isClient =
+    typeof redis === 'object' && redis !== null && typeof redis.duplicate === 'function';
+  if (!isUrl && !isClient) {
+    throw new TwoFactorAuthConfigError(
+      'redis',
+      "must be a redis:// or rediss:// URL (percent-encode @ : / # ? in a password) or an ioredis client, e.g. 'redis://127.0.0.1:6379'.",
+    );
   }
-
-  const totp =
-    opts.totp === undefined || opts.totp === false ? false : resolveTotp(opts.totp, opts.issuer);
-  const introspection =
-    opts.introspection === undefined || opts.introspection === false
-      ? false
-      : resolveIntrospection(opts.introspection);
-
-  return {
-    totp,
-    introspection,
-    issuer: opts.issuer,
-    audience: opts.audience,
-    keys: opts.keys,
-    accessTokenTtl,
-    refreshTokenTtl,
-    clockTolerance,
-    lockout,
-    throttle,
-    revocation,
-    prune,
-    password,
-    secretKeyPepper,
-    redis,
-  };
+  return redis;
 }
 
 function resolveTotp(raw: unknown, defaultIssuer: string): ResolvedTotpOptions {
@@ -358,17 +403,16 @@ function resolveTotp(raw: unknown, defaultIssuer: string): ResolvedTotpOptions {
     encryptionKeys,
     issuer: (t.issuer as string | undefined) ?? defaultIssuer,
     algorithm,
-    digits: integer('totp.digits', t.digits, d.digits, { min: 6, max: 8 }),
-    period: integer('totp.period', t.period, d.period, { min: 15, max: 120 }),
-    window: integer('totp.window', t.window, d.window, { min: 0, max: 5 }),
-    recoveryCodes: integer('totp.recoveryCodes', t.recoveryCodes, d.recoveryCodes, {
-      min: 1,
-      max: 50,
-    }),
-    enrolmentTtl: integer('totp.enrolmentTtl', t.enrolmentTtl, d.enrolmentTtl, {
-      min: 30,
-      max: 86400,
-    }),
+    digits: integer('totp.digits', t.digits, d.digits, B.totp.digits),
+    period: integer('totp.period', t.period, d.period, B.totp.period),
+    window: integer('totp.window', t.window, d.window, B.totp.window),
+    recoveryCodes: integer(
+      'totp.recoveryCodes',
+      t.recoveryCodes,
+      d.recoveryCodes,
+      B.totp.recoveryCodes,
+    ),
+    enrolmentTtl: integer('totp.enrolmentTtl', t.enrolmentTtl, d.enrolmentTtl, B.totp.enrolmentTtl),
   };
 }
 
@@ -389,10 +433,10 @@ function resolveIntrospection(raw: unknown): { clients: TwoFactorIntrospectionCl
         'must be a non-empty string without ":".',
       );
     }
-    if (typeof c.secret !== 'string' || c.secret.length < 32) {
+    if (typeof c.secret !== 'string' || c.secret.length < B.introspectionSecret.min) {
       throw new TwoFactorAuthConfigError(
         `introspection.clients[${i}].secret`,
-        'must be a string of at least 32 characters.',
+        `must be a string of at least ${B.introspectionSecret.min} characters.`,
       );
     }
     return { id: c.id, secret: c.secret };

@@ -1,3 +1,4 @@
+import { applyDecorators } from '@nestjs/common';
 import { plainToInstance, Transform } from 'class-transformer';
 import {
   IsIn,
@@ -11,11 +12,19 @@ import {
   validateSync,
 } from 'class-validator';
 import { join } from 'node:path';
+import { TWO_FACTOR_AUTH_BOUNDS } from 'nestjs-rest-2fa';
 import { DEFAULT_DATA_DIR } from './paths.js';
 import { parseTrustProxy, type TrustProxy } from './trust-proxy.js';
 
 const toInt = ({ value }: { value: unknown }) =>
   value === undefined || value === '' ? undefined : Number(value);
+
+/** The module's own bounds, so that a variable and the option it sets never disagree. */
+const B = TWO_FACTOR_AUTH_BOUNDS;
+
+/** An optional integer variable within `bounds`. */
+const IntegerWithin = (bounds: { min: number; max: number }) =>
+  applyDecorators(IsOptional(), Transform(toInt), IsInt(), Min(bounds.min), Max(bounds.max));
 
 /**
  * Every environment variable the sample app reads, with its rule. Defaults are applied in
@@ -60,79 +69,41 @@ class EnvironmentVariables {
   @MinLength(1)
   JWT_AUDIENCE?: string;
 
-  @IsOptional()
-  @Transform(toInt)
-  @IsInt()
-  @Min(10)
-  @Max(86400)
+  @IntegerWithin(B.accessTokenTtl)
   ACCESS_TOKEN_TTL?: number;
 
-  @IsOptional()
-  @Transform(toInt)
-  @IsInt()
-  @Min(60)
-  @Max(31536000)
+  @IntegerWithin(B.refreshTokenTtl)
   REFRESH_TOKEN_TTL?: number;
 
-  @IsOptional()
-  @Transform(toInt)
-  @IsInt()
-  @Min(1)
-  @Max(1000)
+  @IntegerWithin(B.lockout.maxAttempts)
   LOCKOUT_MAX_ATTEMPTS?: number;
 
-  @IsOptional()
-  @Transform(toInt)
-  @IsInt()
-  @Min(1)
-  @Max(86400)
+  @IntegerWithin(B.lockout.seconds)
   LOCKOUT_SECONDS?: number;
 
-  @IsOptional()
-  @Transform(toInt)
-  @IsInt()
-  @Min(1)
-  @Max(1000000)
+  @IntegerWithin(B.throttle.limit)
   THROTTLE_LIMIT?: number;
 
-  @IsOptional()
-  @Transform(toInt)
-  @IsInt()
-  @Min(1)
-  @Max(86400)
+  @IntegerWithin(B.throttle.ttl)
   THROTTLE_TTL?: number;
 
-  @IsOptional()
-  @Transform(toInt)
-  @IsInt()
-  @Min(0)
-  @Max(60)
+  @IntegerWithin(B.clockTolerance)
   CLOCK_TOLERANCE?: number;
 
-  @IsOptional()
-  @Transform(toInt)
-  @IsInt()
-  @Min(50)
-  @Max(600000)
+  @IntegerWithin(B.revocation.syncInterval)
   REVOCATION_SYNC_INTERVAL?: number;
 
-  @IsOptional()
-  @Transform(toInt)
-  @IsInt()
-  @Min(100)
-  @Max(3600000)
+  @IntegerWithin(B.revocation.maxStaleness)
   REVOCATION_MAX_STALENESS?: number;
 
-  @IsOptional()
-  @Transform(toInt)
-  @IsInt()
-  @Min(1)
-  @Max(64)
+  @IntegerWithin(B.password.concurrency)
   PASSWORD_CONCURRENCY?: number;
 
   @IsOptional()
   @IsString()
-  @MinLength(32, { message: 'SECRET_KEY_PEPPER must be at least 32 characters' })
+  @MinLength(B.secretKeyPepper.min, {
+    message: `SECRET_KEY_PEPPER must be at least ${B.secretKeyPepper.min} characters`,
+  })
   SECRET_KEY_PEPPER?: string;
 
   /** Checked by `parseTrustProxy` in `loadAppConfig`. */
@@ -153,11 +124,7 @@ class EnvironmentVariables {
   @IsIn(['true', 'false'])
   TOTP_ENABLED?: string;
 
-  @IsOptional()
-  @Transform(toInt)
-  @IsInt()
-  @Min(30)
-  @Max(86400)
+  @IntegerWithin(B.totp.enrolmentTtl)
   TOTP_ENROLMENT_TTL?: number;
 
   @IsOptional()
