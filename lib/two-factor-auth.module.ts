@@ -29,6 +29,10 @@ import { createTokenController, routeClass } from './tokens/token.controller.js'
 import { IntrospectionRoutes } from './tokens/introspection.controller.js';
 import { IntrospectionService } from './tokens/introspection.service.js';
 import { TokenService } from './tokens/token.service.js';
+import { TokenIssuer } from './tokens/token-issuer.service.js';
+import { TokenRevoker } from './tokens/token-revoker.service.js';
+import { TokenPruner } from './tokens/token-pruner.service.js';
+import { PruneSchedule } from './tokens/prune.schedule.js';
 import { TWO_FACTOR_AUTH_ENTITIES } from './two-factor-auth.constants.js';
 import { REDIS_CLIENT, RESOLVED_OPTIONS } from './two-factor-auth.internal-constants.js';
 import {
@@ -107,6 +111,10 @@ const INTERNAL: Provider[] = [
   RevocationLog,
   RevocationView,
   AccessTokenVerifier,
+  TokenIssuer,
+  TokenRevoker,
+  TokenPruner,
+  PruneSchedule,
   AuditEvents,
   IntrospectionService,
 ];

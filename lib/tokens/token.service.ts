@@ -1,79 +1,30 @@
-import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { randomUUID } from 'node:crypto';
-import { DataSource, In, IsNull, LessThan, type Repository } from 'typeorm';
-import { Account } from '../accounts/account.entity.js';
+import { Injectable } from '@nestjs/common';
 import { InjectTwoFactorOptions } from '../common/inject.decorators.js';
-import { AuditEvents } from '../events/audit-events.service.js';
-import { KeyRing } from '../keys/key-ring.js';
 import { LockoutService } from '../lockout/lockout.service.js';
-import { RevocationLog, type RevocationEvent } from '../revocation/revocation-log.service.js';
-import { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP } from '../two-factor-auth.constants.js';
+import { RevocationLog } from '../revocation/revocation-log.service.js';
 import type { ResolvedTwoFactorAuthOptions } from '../two-factor-auth.options.js';
-import { IssuedToken, type IssuedTokenType } from './issued-token.entity.js';
-import { RevocationView } from '../revocation/revocation-view.service.js';
-import { checkClaims, type ClaimSet } from './claims.util.js';
-import { TokenFamily } from './token-family.entity.js';
+import type { Account } from '../accounts/account.entity.js';
+import type { ClaimSet } from './claims.util.js';
+import { TokenIssuer } from './token-issuer.service.js';
+import { TokenPruner } from './token-pruner.service.js';
+import { TokenRevoker } from './token-revoker.service.js';
 import type { RevocationReason, TokenPair } from './token.types.js';
-import { retryOnConflict } from '../database/conflict-retry.js';
-import { InvalidCredentialsError, InvalidRefreshTokenError } from '../core/errors.js';
-
-/** What a token record is made from. */
-interface RecordSpec {
-  type: IssuedTokenType;
-  jti: string;
-  accountId: string;
-  iat: number;
-  ttl: number;
-  familyId: string;
-  parentJti: string | null;
-  now: number;
-}
 
 /**
- * Issues, refreshes, revokes and prunes tokens. Every issued token has a row first.
- *
- * Races with revocation are settled by write-then-check: a login or refresh writes its new rows,
- * then reads its family and the account's token epoch; a logout (family) or revoke-all (epoch)
- * writes its mark first, then revokes the rows. Whichever order the database sees, either the
- * revocation finds the new rows, or the issuer sees the mark and withdraws them: once a
- * revocation has answered, no token it covers works, on any instance.
+ * The module's tokens, for an application that writes its own routes: issue, refresh, revoke
+ * one token, a login or every token of an account, and prune expired records. Each job is done
+ * by its own class (`TokenIssuer`, `TokenRevoker`, `TokenPruner`); this is their one door.
  */
 @Injectable()
-export class TokenService implements OnModuleInit, OnApplicationShutdown {
-  private readonly logger = new Logger('TwoFactorAuth');
-  private readonly tokens: Repository<IssuedToken>;
-  private readonly families: Repository<TokenFamily>;
-  private readonly accounts: Repository<Account>;
-  private pruneTimer: NodeJS.Timeout | undefined;
-
+export class TokenService {
   constructor(
-    @InjectDataSource() private readonly dataSource: DataSource,
     @InjectTwoFactorOptions() private readonly options: ResolvedTwoFactorAuthOptions,
-    private readonly keyRing: KeyRing,
-    private readonly revocations: RevocationView,
+    private readonly issuer: TokenIssuer,
+    private readonly revoker: TokenRevoker,
+    private readonly pruner: TokenPruner,
     private readonly log: RevocationLog,
     private readonly lockout: LockoutService,
-    private readonly events: AuditEvents,
-  ) {
-    this.tokens = dataSource.getRepository(IssuedToken);
-    this.families = dataSource.getRepository(TokenFamily);
-    this.accounts = dataSource.getRepository(Account);
-  }
-
-  onModuleInit(): void {
-    const every = this.options.prune.intervalSeconds;
-    if (every > 0) {
-      this.pruneTimer = setInterval(() => {
-        this.pruneExpired().catch((e: Error) => this.logger.warn(`Pruning failed: ${e.message}`));
-      }, every * 1000);
-      this.pruneTimer.unref();
-    }
-  }
-
-  onApplicationShutdown(): void {
-    clearInterval(this.pruneTimer);
-  }
+  ) {}
 
   /**
    * Issues an access token and a refresh token for `account`, starting a new family
@@ -82,37 +33,9 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
    * that check and the issue withdraws the new tokens.
    * @throws InvalidCredentialsError when the account was revoked, disabled or deleted meanwhile.
    */
-  async issue(
-    account: Pick<Account, 'id'> & Partial<Pick<Account, 'tokenEpoch'>>,
-  ): Promise<TokenPair> {
-    const epoch =
-      account.tokenEpoch ??
-      (
-        await this.accounts.findOne({
-          select: { id: true, tokenEpoch: true },
-          where: { id: account.id },
-        })
-      )?.tokenEpoch;
-    if (epoch === undefined) throw new InvalidCredentialsError();
-    const familyId = randomUUID();
-    const { pair, accessJti, jtis } = await this.unlessAccountGone(account.id, async () => {
-      await retryOnConflict(() =>
-        this.families.insert({
-          id: familyId,
-          accountId: account.id,
-          epoch,
-          revokedAt: null,
-          createdAt: Date.now(),
-        }),
-      );
-      return this.issuePair(account.id, familyId, null);
-    });
-    if (!(await this.familyStillLive(familyId))) {
-      await this.withdraw(jtis);
-      throw new InvalidCredentialsError();
-    }
-    this.events.emit('token.issued', { accountId: account.id, jti: accessJti, familyId });
-    return pair;
+
+  issue(account: Pick<Account, 'id'> & Partial<Pick<Account, 'tokenEpoch'>>): Promise<TokenPair> {
+    return this.issuer.issue(account);
   }
 
   /**
@@ -122,57 +45,9 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
    * with it always wins.
    * @throws InvalidRefreshTokenError for any token that is not a live refresh token.
    */
-  async refresh(refreshToken: string): Promise<TokenPair> {
-    const claims = this.verifyClaims(refreshToken, REFRESH_TOKEN_TYP);
-    if (!claims) throw new InvalidRefreshTokenError();
-    const newRefreshJti = randomUUID();
-    const spent = await retryOnConflict(() =>
-      this.tokens.update(
-        { jti: claims.jti, type: 'refresh', sub: claims.sub, revokedAt: IsNull() },
-        { revokedAt: Date.now(), revokedReason: 'rotated', replacedBy: newRefreshJti },
-      ),
-    );
-    const record = await this.tokens.findOne({ where: { jti: claims.jti } });
-    if (spent.affected !== 1 || !record) {
-      if (record?.type === 'refresh' && record.replacedBy !== null) {
-        this.logger.warn(`Refresh token re-used; revoking its family ${record.familyId}`);
-        this.events.emit('refresh.reused', {
-          accountId: record.accountId,
-          familyId: record.familyId,
-          jti: record.jti,
-        });
-        // The re-used token says why in its record, for whoever investigates.
-        await retryOnConflict(() =>
-          this.tokens.update({ jti: record.jti }, { revokedReason: 'reuse-detected' }),
-        );
-        await this.revokeFamily(record.familyId, 'reuse-detected');
-      }
-      throw new InvalidRefreshTokenError();
-    }
-    const account = await this.accounts.findOne({ where: { id: record.accountId } });
-    if (
-      !account ||
-      account.disabled ||
-      claims.iat < Math.floor(account.tokensValidAfter / 1000) ||
-      !(await this.familyStillLive(record.familyId))
-    ) {
-      throw new InvalidRefreshTokenError();
-    }
-    const { pair, accessJti, jtis } = await this.unlessAccountGone(account.id, () =>
-      this.issuePair(account.id, record.familyId, record.jti, newRefreshJti),
-    );
-    // A logout, re-use or revoke-all that ran meanwhile either revoked the new rows, or left
-    // its mark for this read to find: never neither.
-    if (!(await this.familyStillLive(record.familyId))) {
-      await this.withdraw(jtis);
-      throw new InvalidRefreshTokenError();
-    }
-    this.events.emit('token.refreshed', {
-      accountId: account.id,
-      jti: accessJti,
-      familyId: record.familyId,
-    });
-    return pair;
+
+  refresh(refreshToken: string): Promise<TokenPair> {
+    return this.issuer.refresh(refreshToken);
   }
 
   /**
@@ -180,33 +55,9 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
    * revokes its whole family instead, so that a revocation racing a refresh still ends the
    * login. Returns false when there was nothing live to revoke.
    */
-  async revoke(jti: string, reason: RevocationReason = 'revoked'): Promise<boolean> {
-    const now = Date.now();
-    const result = await retryOnConflict(() =>
-      this.tokens.update({ jti, revokedAt: IsNull() }, { revokedAt: now, revokedReason: reason }),
-    );
-    const row = await this.tokens.findOne({
-      select: {
-        jti: true,
-        exp: true,
-        accountId: true,
-        type: true,
-        replacedBy: true,
-        familyId: true,
-      },
-      where: { jti },
-    });
-    if (!row) return false;
-    if (result.affected !== 1) {
-      if (row.type === 'refresh' && row.replacedBy !== null) {
-        await this.revokeFamily(row.familyId, reason);
-        return true;
-      }
-      return false;
-    }
-    if (row.type === 'access') await this.announce({ tokens: [[row.jti, row.exp]], accounts: [] });
-    this.events.emit('token.revoked', { jtis: [row.jti], accountId: row.accountId, reason });
-    return true;
+
+  revoke(jti: string, reason: RevocationReason = 'revoked'): Promise<boolean> {
+    return this.revoker.revoke(jti, reason);
   }
 
   /**
@@ -214,236 +65,43 @@ export class TokenService implements OnModuleInit, OnApplicationShutdown {
    * the key ring, and it may be expired. Unknown or invalid tokens are ignored.
    * @param ownerId when set, only a token of this account is revoked.
    */
-  async revokeToken(token: string, ownerId?: string): Promise<void> {
-    const verified =
-      this.keyRing.verify(token, ACCESS_TOKEN_TYP) ?? this.keyRing.verify(token, REFRESH_TOKEN_TYP);
-    const jti = verified?.payload.jti;
-    const sub = verified?.payload.sub;
-    if (typeof jti !== 'string' || typeof sub !== 'string') return;
-    if (ownerId !== undefined && sub !== ownerId) return;
-    await this.revoke(jti, 'revoked');
+
+  revokeToken(token: string, ownerId?: string): Promise<void> {
+    return this.revoker.revokeToken(token, ownerId);
   }
 
   /** Revokes every token of the login (family) that `familyId` names, present and to come. */
-  async revokeFamily(familyId: string, reason: RevocationReason = 'revoked'): Promise<void> {
-    const now = Date.now();
-    // The mark first: a refresh racing this one reads it after writing its new pair.
-    await retryOnConflict(() =>
-      this.families.update({ id: familyId, revokedAt: IsNull() }, { revokedAt: now }),
-    );
-    await retryOnConflict(() =>
-      this.tokens.update(
-        { familyId, revokedAt: IsNull() },
-        { revokedAt: now, revokedReason: reason },
-      ),
-    );
-    const rows = await this.tokens.find({
-      select: { jti: true, exp: true, accountId: true, type: true },
-      where: { familyId },
-    });
-    await this.announce({ tokens: liveAccess(rows), accounts: [] });
-    this.events.emit('token.revoked', {
-      jtis: rows.map((r) => r.jti),
-      accountId: rows[0]?.accountId ?? null,
-      reason,
-    });
+
+  revokeFamily(familyId: string, reason: RevocationReason = 'revoked'): Promise<void> {
+    return this.revoker.revokeFamily(familyId, reason);
   }
 
   /**
    * Revokes every token of an account, issued so far or being issued right now: after a
    * password change, a secret-key rotation, a disable, or on demand.
    */
-  async revokeAllForAccount(
-    accountId: string,
-    reason: RevocationReason = 'revoked',
-  ): Promise<void> {
-    // The epoch first (counted by the database, no clock involved): a login or refresh in
-    // flight reads it after writing its rows. The cut-off (compared with iat, in whole
-    // seconds) covers tokens this instance has not seen; a login made later in the same
-    // second keeps working, as it should.
-    const now = Date.now();
-    await retryOnConflict(() =>
-      this.accounts.update(
-        { id: accountId },
-        { tokenEpoch: () => 'token_epoch + 1', tokensValidAfter: now, updatedAt: now },
-      ),
-    );
-    await retryOnConflict(() =>
-      this.families.update({ accountId, revokedAt: IsNull() }, { revokedAt: now }),
-    );
-    await retryOnConflict(() =>
-      this.tokens.update(
-        { accountId, revokedAt: IsNull() },
-        { revokedAt: now, revokedReason: reason },
-      ),
-    );
-    const rows = await this.tokens.find({
-      select: { jti: true, exp: true, type: true },
-      where: { accountId, revokedAt: now },
-    });
-    await this.announce({ tokens: liveAccess(rows), accounts: [this.cutOff(accountId, now)] });
-    this.events.emit('token.revoked', { jtis: rows.map((r) => r.jti), accountId, reason });
+
+  revokeAllForAccount(accountId: string, reason: RevocationReason = 'revoked'): Promise<void> {
+    return this.revoker.revokeAllForAccount(accountId, reason);
   }
 
   /**
-   * Deletes token records that expired more than `prune.graceSeconds` ago, with their empty
-   * families, spent revocation-log records and idle lockout counters, in batches of
-   * `prune.batchSize`. Returns the number of token rows deleted.
+   * Deletes what nobody can use any more, each concern its own rows: token records expired more
+   * than `prune.graceSeconds` ago (in batches of `prune.batchSize`) with their empty families,
+   * spent revocation-log records and idle lockout counters. Runs every
+   * `prune.intervalSeconds`; call it from your own scheduler when that is 0. Returns the number
+   * of token rows deleted.
    */
   async pruneExpired(): Promise<number> {
-    const nowMs = Date.now();
-    const cutoff = Math.floor(nowMs / 1000) - this.options.prune.graceSeconds;
-    const take = this.options.prune.batchSize;
-    let deleted = 0;
-    for (;;) {
-      const batch = await this.tokens.find({
-        select: { jti: true },
-        where: { exp: LessThan(cutoff) },
-        take,
-      });
-      if (batch.length === 0) break;
-      await this.tokens.delete({ jti: In(batch.map((b) => b.jti)) });
-      deleted += batch.length;
-      if (batch.length < take) break;
-    }
-    await this.families
-      .createQueryBuilder()
-      .delete()
-      .where('created_at < :before', { before: cutoff * 1000 })
-      .andWhere(
-        'NOT EXISTS (SELECT 1 FROM tfa_issued_tokens t WHERE t.family_id = tfa_token_families.id)',
-      )
-      .execute();
-    await this.log.prune(Math.floor(nowMs / 1000));
+    const deleted = await this.pruner.prune();
+    await this.log.prune(Math.floor(Date.now() / 1000));
     await this.lockout.prune(this.options.prune.graceSeconds * 1000);
     return deleted;
   }
 
   /** Signature, `typ` and registered claims of a token (no revocation check). */
+
   verifyClaims(token: string, typ: string): ClaimSet | null {
-    const verified = this.keyRing.verify(token, typ);
-    return verified ? checkClaims(verified.payload, this.options) : null;
+    return this.issuer.verifyClaims(token, typ);
   }
-
-  /** Writes a revocation to the log (the other instances' poll) and applies it here and by Redis. */
-  private async announce(event: RevocationEvent): Promise<void> {
-    await this.log.record(event);
-    await this.revocations.publish(event);
-  }
-
-  private cutOff(accountId: string, now: number): [string, number, number] {
-    return [accountId, now, Math.floor(now / 1000) + this.options.refreshTokenTtl + 60];
-  }
-
-  /** The family is not revoked and its account exists, is enabled and has not moved its epoch. */
-  private async familyStillLive(familyId: string): Promise<boolean> {
-    const family = await this.families.findOne({
-      where: { id: familyId },
-      relations: { account: true },
-    });
-    const account = family?.account;
-    return (
-      !!family &&
-      !!account &&
-      family.revokedAt === null &&
-      !account.disabled &&
-      account.tokenEpoch === family.epoch
-    );
-  }
-
-  /**
-   * Runs `write`; if it fails because the account was deleted meanwhile (a foreign key), the
-   * answer is the one failure of a refused login or refresh, not a server error.
-   */
-  private async unlessAccountGone<T>(accountId: string, write: () => Promise<T>): Promise<T> {
-    try {
-      return await write();
-    } catch (error) {
-      if (await this.accounts.exists({ where: { id: accountId } })) throw error;
-      throw new InvalidRefreshTokenError();
-    }
-  }
-
-  /** Revokes rows written for tokens that are never handed out. */
-  private async withdraw(jtis: string[]): Promise<void> {
-    await retryOnConflict(() =>
-      this.tokens.update(
-        { jti: In(jtis), revokedAt: IsNull() },
-        { revokedAt: Date.now(), revokedReason: 'withdrawn' },
-      ),
-    );
-  }
-
-  private async issuePair(
-    accountId: string,
-    familyId: string,
-    parentJti: string | null,
-    refreshJti: string = randomUUID(),
-  ): Promise<{ pair: TokenPair; accessJti: string; jtis: string[] }> {
-    const { accessTokenTtl, refreshTokenTtl } = this.options;
-    const now = Date.now();
-    const iat = Math.floor(now / 1000);
-    const common = { accountId, iat, familyId, parentJti, now };
-    const access = this.record({
-      ...common,
-      type: 'access',
-      jti: randomUUID(),
-      ttl: accessTokenTtl,
-    });
-    const refresh = this.record({
-      ...common,
-      type: 'refresh',
-      jti: refreshJti,
-      ttl: refreshTokenTtl,
-    });
-    await retryOnConflict(() => this.tokens.insert([access, refresh]));
-    const pair: TokenPair = {
-      access_token: this.sign(ACCESS_TOKEN_TYP, access),
-      token_type: 'Bearer',
-      expires_in: accessTokenTtl,
-      refresh_token: this.sign(REFRESH_TOKEN_TYP, refresh),
-      refresh_expires_in: refreshTokenTtl,
-    };
-    return { pair, accessJti: access.jti, jtis: [access.jti, refresh.jti] };
-  }
-
-  private record(spec: RecordSpec): IssuedToken {
-    return this.tokens.create({
-      jti: spec.jti,
-      accountId: spec.accountId,
-      type: spec.type,
-      iss: this.options.issuer,
-      sub: spec.accountId,
-      aud: this.options.audience ?? null,
-      kid: this.keyRing.signer.kid,
-      iat: spec.iat,
-      nbf: spec.iat,
-      exp: spec.iat + spec.ttl,
-      familyId: spec.familyId,
-      parentJti: spec.parentJti,
-      replacedBy: null,
-      revokedAt: null,
-      revokedReason: null,
-      createdAt: spec.now,
-    });
-  }
-
-  private sign(typ: string, row: IssuedToken): string {
-    const payload: Record<string, unknown> = {
-      iss: row.iss,
-      sub: row.sub,
-      ...(row.aud ? { aud: row.aud } : {}),
-      iat: row.iat,
-      nbf: row.nbf,
-      exp: row.exp,
-      jti: row.jti,
-    };
-    return this.keyRing.sign(typ, payload);
-  }
-}
-
-/** The access tokens among `rows` that have not expired: all the guard's view needs. */
-function liveAccess(rows: Pick<IssuedToken, 'jti' | 'exp' | 'type'>[]): [string, number][] {
-  const now = Math.floor(Date.now() / 1000);
-  return rows.filter((r) => r.type === 'access' && r.exp > now - 60).map((r) => [r.jti, r.exp]);
 }
