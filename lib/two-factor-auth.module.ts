@@ -1,5 +1,5 @@
 import { Module, type DynamicModule, type Provider, type Type } from '@nestjs/common';
-import { getOptionsToken, getStorageToken, ThrottlerStorageService } from '@nestjs/throttler';
+import { ThrottlerStorageService } from '@nestjs/throttler';
 import { APP_FILTER } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Redis } from 'ioredis';
@@ -34,7 +34,12 @@ import { TokenRevoker } from './tokens/token-revoker.service.js';
 import { TokenPruner } from './tokens/token-pruner.service.js';
 import { PruneSchedule } from './tokens/prune.schedule.js';
 import { TWO_FACTOR_AUTH_ENTITIES } from './two-factor-auth.constants.js';
-import { REDIS_CLIENT, RESOLVED_OPTIONS } from './two-factor-auth.internal-constants.js';
+import {
+  REDIS_CLIENT,
+  RESOLVED_OPTIONS,
+  THROTTLER_OPTIONS,
+  THROTTLER_STORAGE,
+} from './two-factor-auth.internal-constants.js';
 import {
   ConfigurableModuleClass,
   TWO_FACTOR_AUTH_MODULE_OPTIONS,
@@ -88,7 +93,7 @@ const INTERNAL: Provider[] = [
     inject: [RESOLVED_OPTIONS, OwnedRedis],
   },
   {
-    provide: getOptionsToken(),
+    provide: THROTTLER_OPTIONS,
     useFactory: ({ throttle }: ResolvedTwoFactorAuthOptions) => ({
       throttlers: throttle
         ? [{ name: 'default', limit: throttle.limit, ttl: throttle.ttl * 1000 }]
@@ -98,7 +103,7 @@ const INTERNAL: Provider[] = [
     inject: [RESOLVED_OPTIONS],
   },
   {
-    provide: getStorageToken(),
+    provide: THROTTLER_STORAGE,
     useFactory: (redis: Redis | null) =>
       redis ? new RedisThrottlerStorage(redis) : new ThrottlerStorageService(),
     inject: [REDIS_CLIENT],
@@ -145,12 +150,9 @@ const PUBLIC: Provider[] = [
   exports: [
     ...PUBLIC,
     TWO_FACTOR_AUTH_MODULE_OPTIONS,
-    RESOLVED_OPTIONS,
-    AccessTokenVerifier,
-    RevocationView,
-    KeyRing,
-    getOptionsToken(),
-    getStorageToken(),
+    // What the public guards need when an application applies them to its own routes.
+    THROTTLER_OPTIONS,
+    THROTTLER_STORAGE,
   ],
 })
 export class TwoFactorAuthModule extends ConfigurableModuleClass {

@@ -11,7 +11,7 @@ import { UnavailableError } from '../core/errors.js';
 import { IS_PUBLIC_KEY } from '../decorators/public.decorator.js';
 import { bearerFromAuthorizationHeader } from '../strategies/bearer.extractor.js';
 import { JwtTwoFactorStrategy } from '../strategies/jwt-two-factor.strategy.js';
-import { AccessTokenVerifier, type AccessDecision } from '../tokens/access-token.verifier.js';
+import type { AccessDecision } from '../tokens/access-token.verifier.js';
 import type { AuthenticatedAccount } from '../tokens/token.types.js';
 import { JWT_TWO_FACTOR_STRATEGY } from '../two-factor-auth.constants.js';
 import { authenticateWith } from './passport-authenticate.util.js';
@@ -29,7 +29,7 @@ export interface GuardedRequest {
  * failed; when revocations cannot be checked the answer is `503` with `Retry-After`, never a
  * pass.
  *
- * The token is read once (`getToken`) and decided once (`AccessTokenVerifier.decide`): a token
+ * The token is read once (`getToken`) and decided once (`JwtTwoFactorStrategy.decide`): a token
  * this instance has verified before costs no I/O. Subclasses may override `getToken` (where the
  * token comes from), `isPublic` (which routes are open), `handleRequest` (as with any
  * `AuthGuard`) and `refuse` (what a refusal answers). The strategy's `validate()` may enrich or
@@ -43,7 +43,6 @@ export class JwtTwoFactorGuard extends AuthGuard(JWT_TWO_FACTOR_STRATEGY) {
   constructor(
     private readonly reflector: Reflector,
     @Optional() private readonly strategy?: JwtTwoFactorStrategy,
-    @Optional() private readonly verifier?: AccessTokenVerifier,
   ) {
     super();
   }
@@ -52,7 +51,7 @@ export class JwtTwoFactorGuard extends AuthGuard(JWT_TWO_FACTOR_STRATEGY) {
     if (this.isPublic(context)) return true;
     const http = context.switchToHttp();
     const request = http.getRequest<GuardedRequest>();
-    if (!this.verifier || !this.strategy) {
+    if (!this.strategy) {
       // Outside the module's injector (a guard built by hand): the strategy, by name.
       request.user = await authenticateWith(
         JWT_TWO_FACTOR_STRATEGY,
@@ -63,7 +62,7 @@ export class JwtTwoFactorGuard extends AuthGuard(JWT_TWO_FACTOR_STRATEGY) {
       );
       return true;
     }
-    const pending = this.verifier.decide(this.getToken(request));
+    const pending = this.strategy.decide(this.getToken(request));
     const decision = pending instanceof Promise ? await pending : pending;
     request.user = this.settle(decision, context);
     return true;

@@ -1,13 +1,12 @@
 import { HttpStatus, Inject, Injectable, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import {
-  getOptionsToken,
-  getStorageToken,
   ThrottlerGuard,
   type ThrottlerModuleOptions,
   type ThrottlerStorage,
 } from '@nestjs/throttler';
 import { RetryAfterException } from '../common/http.util.js';
+import { THROTTLER_OPTIONS, THROTTLER_STORAGE } from '../two-factor-auth.internal-constants.js';
 
 /** What `@nestjs/throttler` reports when a client is over its limit. */
 interface ThrottlerLimitDetail {
@@ -22,8 +21,8 @@ interface ThrottlerLimitDetail {
 @Injectable()
 export class TokenThrottlerGuard extends ThrottlerGuard {
   constructor(
-    @Inject(getOptionsToken()) options: ThrottlerModuleOptions,
-    @Inject(getStorageToken()) storage: ThrottlerStorage,
+    @Inject(THROTTLER_OPTIONS) options: ThrottlerModuleOptions,
+    @Inject(THROTTLER_STORAGE) storage: ThrottlerStorage,
     reflector: Reflector,
   ) {
     super(options, storage, reflector);

@@ -35,8 +35,16 @@ export class JwtTwoFactorStrategy extends PassportStrategy(Strategy, JWT_TWO_FAC
     });
   }
 
+  /**
+   * The decision about one access token (`null`: none presented), shared by passport and by
+   * `JwtTwoFactorGuard`: a plain value for a token verified before (no I/O), else a promise.
+   */
+  decide(token: string | null): AccessDecision | Promise<AccessDecision> {
+    return this.verifier.decide(token);
+  }
+
   override authenticate(this: JwtTwoFactorStrategy & PassportActions, req: StrategyRequest): void {
-    const decision = this.verifier.decide(bearerFromAuthorizationHeader(req));
+    const decision = this.decide(bearerFromAuthorizationHeader(req));
     if (decision instanceof Promise) {
       decision.then(
         (settled) => this.settle(settled),

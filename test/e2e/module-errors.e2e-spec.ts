@@ -59,9 +59,11 @@ describe('typed errors of the core on an application route (sqlite)', () => {
   let fixture: ModuleFixture;
 
   beforeAll(async () => {
-    fixture = await createModuleFixture('sqlite', { lockout: { maxAttempts: 2, seconds: 60 } }, [
-      AppRoutes,
-    ]);
+    fixture = await createModuleFixture(
+      'sqlite',
+      { lockout: { maxAttempts: 2, seconds: 60 } },
+      { controllers: [AppRoutes] },
+    );
   });
   afterAll(() => fixture?.close());
 

@@ -1,4 +1,10 @@
-import { Module, type INestApplication, type Type } from '@nestjs/common';
+import {
+  Module,
+  type DynamicModule,
+  type INestApplication,
+  type Provider,
+  type Type,
+} from '@nestjs/common';
 import { EventEmitterModule, OnEvent } from '@nestjs/event-emitter';
 import { Test } from '@nestjs/testing';
 import { getDataSourceToken, TypeOrmModule, type TypeOrmModuleOptions } from '@nestjs/typeorm';
@@ -12,6 +18,8 @@ import {
 } from '../../lib/index.js';
 import { generateJwk } from './keys.js';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './servers.js';
+
+type ModuleImport = Type | DynamicModule;
 
 /** One audit event as a listener receives it. */
 export type CapturedEvent = { name: string } & Record<string, unknown>;
@@ -53,7 +61,7 @@ export function typeOrmOptionsFor(database: TestDatabase): TypeOrmModuleOptions 
 export async function createModuleFixture(
   kind: DatabaseKind,
   options: Partial<TwoFactorAuthModuleOptions> = {},
-  controllers: Type[] = [],
+  app: { controllers?: Type[]; imports?: ModuleImport[]; providers?: Provider[] } = {},
 ): Promise<ModuleFixture> {
   const database = await createTestDatabase(kind);
   const events: CapturedEvent[] = [];
@@ -69,6 +77,7 @@ export async function createModuleFixture(
     imports: [
       TypeOrmModule.forRoot(typeOrmOptionsFor(database)),
       EventEmitterModule.forRoot({ wildcard: true, delimiter: '.' }),
+      ...(app.imports ?? []),
       TwoFactorAuthModule.forRoot({
         issuer: 'https://fixture.test',
         keys: [generateJwk('ES256', 'fixture-es256')],
@@ -76,25 +85,31 @@ export async function createModuleFixture(
         ...options,
       } as TwoFactorAuthModuleOptions),
     ],
-    controllers,
-    providers: [EventSink],
+    controllers: app.controllers ?? [],
+    providers: [EventSink, ...(app.providers ?? [])],
   })
   class FixtureModule {}
 
-  const moduleRef = await Test.createTestingModule({ imports: [FixtureModule] }).compile();
-  const app = moduleRef.createNestApplication({ logger: false });
-  await app.listen(0, '127.0.0.1');
-  const { port } = app.getHttpServer().address() as { port: number };
+  let nest: INestApplication;
+  try {
+    const moduleRef = await Test.createTestingModule({ imports: [FixtureModule] }).compile();
+    nest = moduleRef.createNestApplication({ logger: false });
+    await nest.listen(0, '127.0.0.1');
+  } catch (error) {
+    await database.drop();
+    throw error;
+  }
+  const { port } = nest.getHttpServer().address() as { port: number };
   const url = `http://127.0.0.1:${port}`;
   return {
-    app,
+    app: nest,
     url,
     http: () => request(url),
-    dataSource: app.get<DataSource>(getDataSourceToken()),
+    dataSource: nest.get<DataSource>(getDataSourceToken()),
     events,
-    get: (type) => app.get(type),
+    get: (type) => nest.get(type),
     async close() {
-      await app.close();
+      await nest.close();
       await database.drop();
     },
   };
