@@ -1,10 +1,11 @@
 import { Module, type DynamicModule, type Provider, type Type } from '@nestjs/common';
 import { getOptionsToken, getStorageToken, ThrottlerStorageService } from '@nestjs/throttler';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { Redis } from 'ioredis';
 import { AccountService } from './accounts/account.service.js';
 import { LoginService } from './accounts/login.service.js';
 import { PasswordHasher } from './accounts/password-hasher.service.js';
+import { importOptionalPeer } from './common/optional-peer.util.js';
+import { SWAGGER_METADATA_APPLIED } from './common/swagger.decorators.js';
 import { TwoFactorExceptionFilter } from './common/two-factor-exception.filter.js';
 import { JwtTwoFactorGuard } from './guards/jwt-two-factor.guard.js';
 import { TokenThrottlerGuard } from './guards/token-throttler.guard.js';
@@ -28,29 +29,56 @@ import { IntrospectionRoutes } from './tokens/introspection.controller.js';
 import { IntrospectionService } from './tokens/introspection.service.js';
 import { TokenService } from './tokens/token.service.js';
 import { TWO_FACTOR_AUTH_ENTITIES } from './two-factor-auth.constants.js';
-import { REDIS_CLIENT, RESOLVED_OPTIONS } from './two-factor-auth.internal-constants.js';
+import {
+  REDIS_CLIENT,
+  RESOLVED_OPTIONS,
+  SWAGGER_METADATA,
+} from './two-factor-auth.internal-constants.js';
 import {
   ConfigurableModuleClass,
   TWO_FACTOR_AUTH_MODULE_OPTIONS,
   type TwoFactorAuthForRootAsyncOptions,
   type TwoFactorAuthForRootOptions,
 } from './two-factor-auth.module-definition.js';
-import { resolveTwoFactorAuthOptions } from './two-factor-auth.options-validation.js';
+import {
+  resolveTwoFactorAuthOptions,
+  TwoFactorAuthConfigError,
+} from './two-factor-auth.options-validation.js';
 import {
   TWO_FACTOR_AUTH_DEFAULTS,
   type ResolvedTwoFactorAuthOptions,
   type TwoFactorAuthModuleExtras,
+  type TwoFactorRedisClient,
 } from './two-factor-auth.options.js';
 
 /** Closes a Redis connection the module opened itself (never one the application passed in). */
 class OwnedRedis {
-  constructor(readonly client: Redis | null) {}
+  constructor(readonly client: TwoFactorRedisClient | null) {}
   onApplicationShutdown(): void {
     this.client?.disconnect();
   }
 }
 
+/** Opens the connection of a `redis` URL with `ioredis`, an optional peer loaded only here. */
+async function connectRedis(url: string): Promise<TwoFactorRedisClient> {
+  const ioredis = await importOptionalPeer('ioredis', () => import('ioredis'));
+  if (!ioredis) {
+    throw new TwoFactorAuthConfigError(
+      'redis',
+      "is a URL, which needs the package 'ioredis': install it (`npm i ioredis`) or leave the option out.",
+    );
+  }
+  return new ioredis.Redis(url, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    lazyConnect: false,
+  }).on('error', () => undefined);
+}
+
 const INTERNAL: Provider[] = [
+  // Awaited while the application is created, so that a Swagger document made right after
+  // `NestFactory.create()` has every route and DTO of the module.
+  { provide: SWAGGER_METADATA, useFactory: () => SWAGGER_METADATA_APPLIED },
   {
     provide: RESOLVED_OPTIONS,
     useFactory: (raw: unknown) => resolveTwoFactorAuthOptions(raw),
@@ -63,16 +91,8 @@ const INTERNAL: Provider[] = [
   },
   {
     provide: OwnedRedis,
-    useFactory: (options: ResolvedTwoFactorAuthOptions) =>
-      new OwnedRedis(
-        typeof options.redis === 'string'
-          ? new Redis(options.redis, {
-              maxRetriesPerRequest: 1,
-              enableOfflineQueue: false,
-              lazyConnect: false,
-            }).on('error', () => undefined)
-          : null,
-      ),
+    useFactory: async (options: ResolvedTwoFactorAuthOptions) =>
+      new OwnedRedis(typeof options.redis === 'string' ? await connectRedis(options.redis) : null),
     inject: [RESOLVED_OPTIONS],
   },
   {
@@ -93,7 +113,7 @@ const INTERNAL: Provider[] = [
   },
   {
     provide: getStorageToken(),
-    useFactory: (redis: Redis | null) =>
+    useFactory: (redis: TwoFactorRedisClient | null) =>
       redis ? new RedisThrottlerStorage(redis) : new ThrottlerStorageService(),
     inject: [REDIS_CLIENT],
   },

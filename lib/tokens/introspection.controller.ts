@@ -20,7 +20,7 @@ import {
   ApiPropertyOptional,
   ApiTags,
   ApiUnauthorizedResponse,
-} from '@nestjs/swagger';
+} from '../common/swagger.decorators.js';
 import { IsNotEmpty, IsString, MaxLength } from 'class-validator';
 import { OptionalField } from '../common/optional-field.decorator.js';
 import { parseBasicCredentials } from '../common/http-basic.util.js';
