@@ -86,7 +86,10 @@ export class IntrospectionRoutes {
     @Body() body: unknown,
     @Res({ passthrough: true }) response: unknown,
   ): Promise<IntrospectionResponse> {
-    if (!this.introspection.enabled) throw new NotFoundException();
+    if (!this.introspection.enabled) {
+      // The documented error shape, {statusCode, message, error}, like every other error.
+      throw new NotFoundException('Introspection is not configured on this server');
+    }
     setResponseHeader(response, 'Cache-Control', 'no-store');
     const client = parseBasicCredentials(authorization);
     if (!client || !this.introspection.authenticateClient(client.user, client.password)) {
