@@ -20,6 +20,7 @@ export {
   type TwoFactorTotpOptions,
   type TwoFactorEncryptionKey,
   type TwoFactorIntrospectionClient,
+  type TwoFactorRedisClient,
 } from './two-factor-auth.options.js';
 export {
   TwoFactorAuthConfigError,

@@ -2,6 +2,7 @@ import { Account } from './accounts/account.entity.js';
 import { TwoFactorAuthInit1764201600000 } from './database/migrations/init.migration.js';
 import { TwoFactorAuthTotp1764288000000 } from './database/migrations/totp.migration.js';
 import { TwoFactorAuthSecurity1764979200000 } from './database/migrations/security.migration.js';
+import { TwoFactorAuthAlignment1765065600000 } from './database/migrations/alignment.migration.js';
 import { RevocationRecord } from './revocation/revocation-record.entity.js';
 import { TokenFamily } from './tokens/token-family.entity.js';
 import { RecoveryCode } from './totp/recovery-code.entity.js';
@@ -45,4 +46,5 @@ export const TWO_FACTOR_AUTH_MIGRATIONS = [
   TwoFactorAuthInit1764201600000,
   TwoFactorAuthTotp1764288000000,
   TwoFactorAuthSecurity1764979200000,
+  TwoFactorAuthAlignment1765065600000,
 ] as const;

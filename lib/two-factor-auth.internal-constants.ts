@@ -10,3 +10,6 @@ export const THROTTLER_STORAGE = Symbol('nestjs-rest-2fa:throttler-storage');
 
 /** The shared ioredis connection, or `null` without Redis. */
 export const REDIS_CLIENT = Symbol('nestjs-rest-2fa:redis');
+
+/** Resolves once the routes' and DTOs' OpenAPI metadata is applied (when `@nestjs/swagger` is installed). */
+export const SWAGGER_METADATA = Symbol('nestjs-rest-2fa:swagger-metadata');

@@ -2,10 +2,11 @@ import { Module, type DynamicModule, type Provider, type Type } from '@nestjs/co
 import { ThrottlerStorageService } from '@nestjs/throttler';
 import { APP_FILTER } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { Redis } from 'ioredis';
 import { AccountService } from './accounts/account.service.js';
 import { LoginService } from './accounts/login.service.js';
 import { PasswordHasher } from './accounts/password-hasher.service.js';
+import { importOptionalPeer } from './common/optional-peer.util.js';
+import { SWAGGER_METADATA_APPLIED } from './common/swagger.decorators.js';
 import { TwoFactorExceptionFilter } from './common/two-factor-exception.filter.js';
 import { TwoFactorAuthErrorFilter } from './http/core-error.filter.js';
 import { JwtTwoFactorGuard } from './guards/jwt-two-factor.guard.js';
@@ -37,6 +38,7 @@ import { TWO_FACTOR_AUTH_ENTITIES } from './two-factor-auth.constants.js';
 import {
   REDIS_CLIENT,
   RESOLVED_OPTIONS,
+  SWAGGER_METADATA,
   THROTTLER_OPTIONS,
   THROTTLER_STORAGE,
 } from './two-factor-auth.internal-constants.js';
@@ -46,22 +48,45 @@ import {
   type TwoFactorAuthForRootAsyncOptions,
   type TwoFactorAuthForRootOptions,
 } from './two-factor-auth.module-definition.js';
-import { resolveTwoFactorAuthOptions } from './two-factor-auth.options-validation.js';
+import {
+  resolveTwoFactorAuthOptions,
+  TwoFactorAuthConfigError,
+} from './two-factor-auth.options-validation.js';
 import {
   TWO_FACTOR_AUTH_DEFAULTS,
   type ResolvedTwoFactorAuthOptions,
   type TwoFactorAuthModuleExtras,
+  type TwoFactorRedisClient,
 } from './two-factor-auth.options.js';
 
 /** Closes a Redis connection the module opened itself (never one the application passed in). */
 class OwnedRedis {
-  constructor(readonly client: Redis | null) {}
+  constructor(readonly client: TwoFactorRedisClient | null) {}
   onApplicationShutdown(): void {
     this.client?.disconnect();
   }
 }
 
+/** Opens the connection of a `redis` URL with `ioredis`, an optional peer loaded only here. */
+async function connectRedis(url: string): Promise<TwoFactorRedisClient> {
+  const ioredis = await importOptionalPeer('ioredis', () => import('ioredis'));
+  if (!ioredis) {
+    throw new TwoFactorAuthConfigError(
+      'redis',
+      "is a URL, which needs the package 'ioredis': install it (`npm i ioredis`) or leave the option out.",
+    );
+  }
+  return new ioredis.Redis(url, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    lazyConnect: false,
+  }).on('error', () => undefined);
+}
+
 const INTERNAL: Provider[] = [
+  // Awaited while the application is created, so that a Swagger document made right after
+  // `NestFactory.create()` has every route and DTO of the module.
+  { provide: SWAGGER_METADATA, useFactory: () => SWAGGER_METADATA_APPLIED },
   {
     provide: RESOLVED_OPTIONS,
     useFactory: (raw: unknown) => resolveTwoFactorAuthOptions(raw),
@@ -74,16 +99,8 @@ const INTERNAL: Provider[] = [
   },
   {
     provide: OwnedRedis,
-    useFactory: (options: ResolvedTwoFactorAuthOptions) =>
-      new OwnedRedis(
-        typeof options.redis === 'string'
-          ? new Redis(options.redis, {
-              maxRetriesPerRequest: 1,
-              enableOfflineQueue: false,
-              lazyConnect: false,
-            }).on('error', () => undefined)
-          : null,
-      ),
+    useFactory: async (options: ResolvedTwoFactorAuthOptions) =>
+      new OwnedRedis(typeof options.redis === 'string' ? await connectRedis(options.redis) : null),
     inject: [RESOLVED_OPTIONS],
   },
   {
@@ -104,7 +121,7 @@ const INTERNAL: Provider[] = [
   },
   {
     provide: THROTTLER_STORAGE,
-    useFactory: (redis: Redis | null) =>
+    useFactory: (redis: TwoFactorRedisClient | null) =>
       redis ? new RedisThrottlerStorage(redis) : new ThrottlerStorageService(),
     inject: [REDIS_CLIENT],
   },

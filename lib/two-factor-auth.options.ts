@@ -1,5 +1,20 @@
 import { availableParallelism } from 'node:os';
-import type { Redis } from 'ioredis';
+
+/**
+ * What the module uses of an `ioredis` client (`new Redis(…)`), declared here so that the
+ * published types do not name `ioredis`: an optional peer, absent from apps without Redis.
+ */
+export interface TwoFactorRedisClient {
+  /** ioredis's connection state (`'ready'`, `'wait'`, `'reconnecting'`, …). */
+  readonly status: string;
+  eval(script: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>;
+  publish(channel: string, message: string): Promise<unknown>;
+  subscribe(...channels: string[]): Promise<unknown>;
+  /** A new connection with the same settings, `options` overriding some (ioredis options). */
+  duplicate(options?: object): TwoFactorRedisClient;
+  on(event: string, listener: (...args: never[]) => void): unknown;
+  disconnect(): void;
+}
 
 /**
  * A JSON Web Key (RFC 7517) as the key ring accepts it: a private key (RSA, EC, OKP)
@@ -283,10 +298,11 @@ export interface TwoFactorAuthModuleOptions {
   /**
    * Redis shared by all instances (URL or an ioredis client): carries revocations at once
    * and holds the throttling counters. Without it, one instance is fully correct and several
-   * instances are correct within `revocation.syncInterval`.
+   * instances are correct within `revocation.syncInterval`. A URL needs the optional peer
+   * `ioredis` installed (`npm i ioredis`); without it the start-up stops and says so.
    * @default undefined
    */
-  redis?: string | Redis;
+  redis?: string | TwoFactorRedisClient;
   /**
    * TOTP as a second factor (per account, chosen by the account); `false` turns it off.
    * @default false
@@ -333,7 +349,7 @@ export interface ResolvedTwoFactorAuthOptions {
   prune: Required<TwoFactorPruneOptions>;
   password: Required<TwoFactorPasswordOptions>;
   secretKeyPepper: Buffer | undefined;
-  redis: string | Redis | undefined;
+  redis: string | TwoFactorRedisClient | undefined;
   totp: ResolvedTotpOptions | false;
   introspection: { clients: TwoFactorIntrospectionClient[] } | false;
 }

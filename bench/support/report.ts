@@ -20,7 +20,7 @@ const PACKAGES = [
   'jsonwebtoken',
   'typeorm',
   'better-sqlite3',
-  'argon2',
+  '@node-rs/argon2',
   'autocannon',
 ];
 

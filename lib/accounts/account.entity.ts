@@ -6,8 +6,9 @@ export type SecondFactorKind = 'secret-key' | 'totp';
 
 /** A user who can log in. Credentials live in their own tables; this row holds no secret. */
 @Entity({ name: 'tfa_accounts' })
+@Index('IDX_tfa_accounts_valid_after', ['tokensValidAfter'])
 export class Account {
-  @PrimaryColumn({ type: 'uuid' })
+  @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
 
   /** The username as given at sign-up (trimmed, NFC). */

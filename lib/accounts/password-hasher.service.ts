@@ -1,12 +1,19 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
-import argon2 from 'argon2';
+import * as argon2 from '@node-rs/argon2';
 import { randomBytes } from 'node:crypto';
 import { InjectTwoFactorOptions } from '../common/inject.decorators.js';
 import type { ResolvedTwoFactorAuthOptions } from '../two-factor-auth.options.js';
 
+// `Algorithm` and `Version` are ambient const enums, which isolated modules cannot read: their
+// values are spelled here (`Algorithm.Argon2id`, `Version.V0x13`).
+const ARGON2ID = 2 as argon2.Algorithm;
+const VERSION_19 = 1 as argon2.Version;
+
 /**
- * argon2id password hashing. The work runs on libuv's thread pool, never on the event loop,
- * so a flood of logins does not stall other requests.
+ * argon2id password hashing (`@node-rs/argon2`: prebuilt, no install script), stored as PHC
+ * strings that any argon2 library reads, those of `argon2` (node-argon2) included. The work runs
+ * on libuv's thread pool, never on the event loop, so a flood of logins does not stall other
+ * requests.
  */
 @Injectable()
 export class PasswordHasher implements OnModuleInit {
@@ -24,7 +31,13 @@ export class PasswordHasher implements OnModuleInit {
   hash(password: string): Promise<string> {
     const { memoryCost, timeCost, parallelism } = this.options.password;
     return this.limit(() =>
-      argon2.hash(password, { type: argon2.argon2id, memoryCost, timeCost, parallelism }),
+      argon2.hash(password, {
+        algorithm: ARGON2ID,
+        version: VERSION_19,
+        memoryCost,
+        timeCost,
+        parallelism,
+      }),
     );
   }
 
@@ -38,11 +51,21 @@ export class PasswordHasher implements OnModuleInit {
     }
   }
 
-  /** True when `hash` was made with other parameters than the configured ones. */
+  /**
+   * True when `hash` was made with other parameters than the configured ones, or is not an
+   * argon2id (version 19) hash at all.
+   */
   needsRehash(hash: string): boolean {
     const { memoryCost, timeCost, parallelism } = this.options.password;
     try {
-      return argon2.needsRehash(hash, { memoryCost, timeCost, parallelism });
+      const made = argon2.parseOptions(hash);
+      return (
+        made.algorithm !== ARGON2ID ||
+        made.version !== VERSION_19 ||
+        made.memoryCost !== memoryCost ||
+        made.timeCost !== timeCost ||
+        made.parallelism !== parallelism
+      );
     } catch {
       return true;
     }

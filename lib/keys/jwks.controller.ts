@@ -1,5 +1,5 @@
 import { Controller, Get, Header } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '../common/swagger.decorators.js';
 import { Public } from '../decorators/public.decorator.js';
 import { KeyRing } from './key-ring.js';
 

@@ -1,8 +1,10 @@
 import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { InjectTwoFactorOptions, InjectTwoFactorRedis } from '../common/inject.decorators.js';
-import type { ResolvedTwoFactorAuthOptions } from '../two-factor-auth.options.js';
+import type {
+  ResolvedTwoFactorAuthOptions,
+  TwoFactorRedisClient,
+} from '../two-factor-auth.options.js';
 import { withTimeout } from '../common/with-timeout.util.js';
 import { RevocationLog, type RevocationEvent } from './revocation-log.service.js';
 
@@ -44,14 +46,14 @@ export class RevocationView implements OnModuleInit, OnApplicationShutdown {
   /** Local time of the last successful poll (only ever compared with this process's clock). */
   private lastSync = 0;
   private timer: NodeJS.Timeout | undefined;
-  private subscriber: Redis | undefined;
+  private subscriber: TwoFactorRedisClient | undefined;
   private syncing: Promise<void> | undefined;
   private publishFailing = false;
 
   constructor(
     private readonly log: RevocationLog,
     @InjectTwoFactorOptions() private readonly options: ResolvedTwoFactorAuthOptions,
-    @InjectTwoFactorRedis() private readonly redis: Redis | null,
+    @InjectTwoFactorRedis() private readonly redis: TwoFactorRedisClient | null,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -160,7 +162,7 @@ export class RevocationView implements OnModuleInit, OnApplicationShutdown {
    * SUBSCRIBE until Redis answers, reconnects forever and subscribes again after every
    * reconnection, then catches up with the database for what it missed meanwhile.
    */
-  private async subscribe(redis: Redis): Promise<void> {
+  private async subscribe(redis: TwoFactorRedisClient): Promise<void> {
     const subscriber = redis.duplicate({
       lazyConnect: true,
       enableOfflineQueue: true,

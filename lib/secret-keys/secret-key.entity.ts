@@ -8,10 +8,10 @@ import { InstantColumn } from '../database/instant.column.js';
  */
 @Entity({ name: 'tfa_secret_keys' })
 export class SecretKey {
-  @PrimaryColumn({ type: 'uuid' })
+  @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
 
-  @Column({ name: 'account_id', type: 'uuid', unique: true })
+  @Column({ name: 'account_id', type: 'varchar', length: 36 })
   accountId!: string;
 
   @OneToOne(() => Account, { onDelete: 'CASCADE', nullable: false })

@@ -1,6 +1,6 @@
 import { ThrottlerStorageService, type ThrottlerStorage } from '@nestjs/throttler';
-import type { Redis } from 'ioredis';
 import { withTimeout } from '../common/with-timeout.util.js';
+import type { TwoFactorRedisClient } from '../two-factor-auth.options.js';
 
 /**
  * Fixed-window counter: one INCR; the window is set on the first hit (and on a key that has
@@ -36,7 +36,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
   private readonly fallback = new ThrottlerStorageService();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: TwoFactorRedisClient,
     private readonly prefix = 'nestjs-rest-2fa:throttle:',
   ) {}
 

@@ -20,7 +20,7 @@ import {
   ApiPropertyOptional,
   ApiTags,
   ApiUnauthorizedResponse,
-} from '@nestjs/swagger';
+} from '../common/swagger.decorators.js';
 import { IsNotEmpty, IsString, MaxLength } from 'class-validator';
 import { OptionalField } from '../common/optional-field.decorator.js';
 import { parseBasicCredentials } from '../common/http-basic.util.js';
@@ -86,7 +86,10 @@ export class IntrospectionRoutes {
     @Body() body: unknown,
     @Res({ passthrough: true }) response: unknown,
   ): Promise<IntrospectionResponse> {
-    if (!this.introspection.enabled) throw new NotFoundException();
+    if (!this.introspection.enabled) {
+      // The documented error shape, {statusCode, message, error}, like every other error.
+      throw new NotFoundException('Introspection is not configured on this server');
+    }
     setResponseHeader(response, 'Cache-Control', 'no-store');
     const client = parseBasicCredentials(authorization);
     if (!client || !this.introspection.authenticateClient(client.user, client.password)) {

@@ -25,7 +25,7 @@ export class IssuedToken {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   jti!: string;
 
-  @Column({ name: 'account_id', type: 'uuid' })
+  @Column({ name: 'account_id', type: 'varchar', length: 36 })
   accountId!: string;
 
   @ManyToOne(() => Account, { onDelete: 'CASCADE', nullable: false })

@@ -21,7 +21,7 @@ export class TokenFamily {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
 
-  @Column({ name: 'account_id', type: 'uuid' })
+  @Column({ name: 'account_id', type: 'varchar', length: 36 })
   accountId!: string;
 
   @ManyToOne(() => Account, { onDelete: 'CASCADE', nullable: false })

@@ -22,7 +22,7 @@ import {
   ApiTags,
   ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
-} from '@nestjs/swagger';
+} from '../common/swagger.decorators.js';
 import type { Account } from '../accounts/account.entity.js';
 import { isEmptyBody } from '../common/http-basic.util.js';
 import { validateBody } from '../common/validate-body.util.js';

@@ -14,10 +14,10 @@ import { InstantColumn } from '../database/instant.column.js';
 @Entity({ name: 'tfa_recovery_codes' })
 @Index('IDX_tfa_recovery_codes_account', ['accountId'])
 export class RecoveryCode {
-  @PrimaryColumn({ type: 'uuid' })
+  @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
 
-  @Column({ name: 'account_id', type: 'uuid' })
+  @Column({ name: 'account_id', type: 'varchar', length: 36 })
   accountId!: string;
 
   @ManyToOne(() => Account, { onDelete: 'CASCADE', nullable: false })

@@ -10,10 +10,10 @@ export type TotpStatus = 'pending' | 'active';
  */
 @Entity({ name: 'tfa_totp_credentials' })
 export class TotpCredential {
-  @PrimaryColumn({ type: 'uuid' })
+  @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
 
-  @Column({ name: 'account_id', type: 'uuid', unique: true })
+  @Column({ name: 'account_id', type: 'varchar', length: 36 })
   accountId!: string;
 
   @OneToOne(() => Account, { onDelete: 'CASCADE', nullable: false })

@@ -2,7 +2,6 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Secret, TOTP } from 'otpauth';
-import QRCode from 'qrcode';
 import { DataSource, IsNull, LessThan, type Repository } from 'typeorm';
 import { Account } from '../accounts/account.entity.js';
 import { InjectTwoFactorOptions } from '../common/inject.decorators.js';
@@ -20,14 +19,16 @@ import { TotpCipher } from './totp-cipher.js';
 import { TotpCredential } from './totp-credential.entity.js';
 import { ConflictError, NotFoundError } from '../core/errors.js';
 
-/** What enrolment hands the user: the secret three ways (text, URI, QR code). */
+/**
+ * What enrolment hands the user: the secret two ways. Drawing `otpauthUri` as a QR code is
+ * left to the client or the application (any QR library, or `qrencode`), so the module needs
+ * no image library.
+ */
 export interface TotpEnrolment {
-  /** base32, 160 bits. */
+  /** base32, 160 bits, for manual entry. */
   secret: string;
-  /** `otpauth://totp/…` for authenticator apps. */
+  /** `otpauth://totp/…` for authenticator apps: the content of the QR code to show. */
   otpauthUri: string;
-  /** The URI as a PNG QR code, a `data:image/png;base64,…` URI. */
-  qrCode: string;
 }
 
 /** The state of an account's TOTP, without secrets. */
@@ -96,8 +97,7 @@ export class TotpService {
       createdAt: Date.now(),
     });
     const otpauthUri = this.generator(secret, account.username, totp).toString();
-    const qrCode = await QRCode.toDataURL(otpauthUri, { errorCorrectionLevel: 'M' });
-    return { secret: secret.base32, otpauthUri, qrCode };
+    return { secret: secret.base32, otpauthUri };
   }
 
   /**

@@ -90,12 +90,17 @@ describe('token introspection (RFC 7662)', () => {
     const other = await createSuiteEnvironment('sqlite');
     const plain = await startSampleApp(other.env);
     try {
-      await plain
+      const off = await plain
         .http()
         .post('/auth/introspect')
         .auth(CLIENT.id, CLIENT.secret)
         .send({ token: 'x' })
         .expect(404);
+      expect(off.body).toEqual({
+        statusCode: 404,
+        message: 'Introspection is not configured on this server',
+        error: 'Not Found',
+      });
     } finally {
       await plain.close();
       await other.cleanup();

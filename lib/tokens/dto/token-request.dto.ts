@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '../../common/swagger.decorators.js';
 import { IsNotEmpty, IsString, Matches, MaxLength } from 'class-validator';
 import { OptionalField } from '../../common/optional-field.decorator.js';
 

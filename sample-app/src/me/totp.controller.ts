@@ -22,6 +22,7 @@ import {
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
 import { IsString, Matches } from 'class-validator';
+import QRCode from 'qrcode';
 import {
   CurrentAccount,
   ErrorResponseDto,
@@ -114,11 +115,14 @@ export class TotpController {
   @ApiBody({ type: ReauthenticationDto })
   @ApiOkResponse({ type: TotpEnrolmentDto })
   @ApiConflictResponse({ description: 'TOTP is already enabled', type: ErrorResponseDto })
-  begin(
+  async begin(
     @CurrentAccount('id') accountId: string,
     @Body() _factors: ReauthenticationDto,
   ): Promise<TotpEnrolmentDto> {
-    return this.totp.begin(accountId);
+    const enrolment = await this.totp.begin(accountId);
+    // The module returns the URI only; this app draws it for clients that cannot.
+    const qrCode = await QRCode.toDataURL(enrolment.otpauthUri, { errorCorrectionLevel: 'M' });
+    return { ...enrolment, qrCode };
   }
 
   @Post('confirm')

@@ -1,0 +1,70 @@
+import { readFileSync } from 'node:fs';
+import { PasswordHasher } from '../../lib/accounts/password-hasher.service.js';
+import type { ResolvedTwoFactorAuthOptions } from '../../lib/two-factor-auth.options.js';
+
+/** PHC strings made once by `argon2` (node-argon2), the hasher of version 0.1. */
+const fixtures = JSON.parse(readFileSync('test/fixtures/argon2-phc.json', 'utf8')) as {
+  hashes: { password: string; hash: string }[];
+};
+const [owasp, unicode, oldParameters, argon2i] = fixtures.hashes;
+
+function hasher(password: Partial<ResolvedTwoFactorAuthOptions['password']> = {}): PasswordHasher {
+  const options = {
+    password: { memoryCost: 19456, timeCost: 2, parallelism: 1, concurrency: 1, ...password },
+  } as ResolvedTwoFactorAuthOptions;
+  return new PasswordHasher(options);
+}
+
+describe('PasswordHasher', () => {
+  it('verifies every hash stored by the previous hasher (node-argon2)', async () => {
+    const passwords = hasher();
+    for (const { password, hash } of fixtures.hashes) {
+      expect({ hash, ok: await passwords.verify(hash, password) }).toEqual({ hash, ok: true });
+      expect({ hash, ok: await passwords.verify(hash, `${password}!`) }).toEqual({
+        hash,
+        ok: false,
+      });
+    }
+  });
+
+  it('needs no rehash for a node-argon2 hash made with the configured parameters', () => {
+    // node-argon2 writes `m=,p=,t=`, this library `m=,t=,p=`: the order must not matter.
+    expect(owasp.hash).toMatch(/\$m=19456,p=1,t=2\$/);
+    expect(hasher().needsRehash(owasp.hash)).toBe(false);
+    expect(hasher().needsRehash(unicode.hash)).toBe(false);
+  });
+
+  it('asks for a rehash when the parameters, the variant or the format differ', () => {
+    expect(hasher().needsRehash(oldParameters.hash)).toBe(true);
+    expect(
+      hasher({ memoryCost: 65536, timeCost: 3, parallelism: 4 }).needsRehash(oldParameters.hash),
+    ).toBe(false);
+    // Same cost parameters, another variant: argon2i is rehashed to argon2id.
+    expect(argon2i.hash).toMatch(/^\$argon2i\$v=19\$m=4096,p=1,t=3\$/);
+    expect(hasher({ memoryCost: 4096, timeCost: 3 }).needsRehash(argon2i.hash)).toBe(true);
+    expect(hasher({ timeCost: 3 }).needsRehash(owasp.hash)).toBe(true);
+    expect(hasher({ memoryCost: 32768 }).needsRehash(owasp.hash)).toBe(true);
+    expect(hasher({ parallelism: 2 }).needsRehash(owasp.hash)).toBe(true);
+    expect(hasher().needsRehash('$2b$10$abcdefghijklmnopqrstuv')).toBe(true);
+    expect(hasher().needsRehash('')).toBe(true);
+  });
+
+  it('makes argon2id v19 PHC strings with the configured parameters, which it verifies', async () => {
+    const passwords = hasher({ memoryCost: 8192, timeCost: 1 });
+    const hash = await passwords.hash('correct horse battery staple');
+    expect(hash).toMatch(
+      /^\$argon2id\$v=19\$m=8192,t=1,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/,
+    );
+    expect(passwords.needsRehash(hash)).toBe(false);
+    expect(hasher().needsRehash(hash)).toBe(true);
+    await expect(passwords.verify(hash, 'correct horse battery staple')).resolves.toBe(true);
+    await expect(passwords.verify(hash, 'Correct horse battery staple')).resolves.toBe(false);
+  });
+
+  it('fails without throwing on a missing or malformed hash', async () => {
+    const passwords = hasher({ memoryCost: 8192, timeCost: 1 });
+    await passwords.onModuleInit();
+    await expect(passwords.verify(null, 'anything')).resolves.toBe(false);
+    await expect(passwords.verify('not a PHC string', 'anything')).resolves.toBe(false);
+  });
+});
