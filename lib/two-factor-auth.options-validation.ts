@@ -356,7 +356,7 @@ function resolveTotp(raw: unknown, defaultIssuer: string): ResolvedTotpOptions {
       max: 50,
     }),
     enrolmentTtl: integer('totp.enrolmentTtl', t.enrolmentTtl, d.enrolmentTtl, {
-      min: 30,
+      min: 1,
       max: 86400,
     }),
   };

@@ -157,7 +157,7 @@ class EnvironmentVariables {
   @IsOptional()
   @Transform(toInt)
   @IsInt()
-  @Min(30)
+  @Min(1)
   @Max(86400)
   TOTP_ENROLMENT_TTL?: number;
 
