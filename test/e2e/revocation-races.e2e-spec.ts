@@ -28,6 +28,7 @@ import {
   sleep,
   violationCollector,
   type HttpTarget,
+  type Violations,
 } from '../support/race.js';
 import { databases, isAvailable, type DatabaseKind } from '../support/servers.js';
 import { spawnSampleApp, type SpawnedApp } from '../support/spawned-app.js';
@@ -112,78 +113,87 @@ describe.each(databases())('revocation races on %s, one instance', (kind) => {
   }, 60_000);
 
   /**
-   * One trial of a revoke-all race: a refresh of a live login and a login with the old factors
-   * race `change`; afterwards every token issued before and during is dead, and `relogin`
-   * (with the new factors) works.
+   * The trials of a revoke-all race: a refresh of a live login and a login with the old factors
+   * race `change` (made with the access token of another login); afterwards every token issued
+   * before and during is dead, and the new factors (`renewed`) log in. That new login and the
+   * new factors are the next trial's starting point (a fresh account after a failed trial).
    */
-  async function revokeAllTrial(
-    trial: number,
-    change: (account: Credentials, accessToken: string) => PromiseLike<Answer>,
+  function revokeAllTrials(
+    change: (account: Credentials, accessToken: string, trial: number) => PromiseLike<Answer>,
     expected: number,
-    relogin: (account: Credentials, changed: Answer) => Credentials,
-  ) {
-    const { check, violations } = violationCollector();
-    const account = await signUp(app);
-    const live = await logIn(app, account);
-    const other = await logIn(app, account);
-    check((await meStatus(app, live.access_token)) === 200, 'warm-up');
-    const skew = SKEWS[trial % SKEWS.length];
-    const [refreshed, loggedIn, changed] = await Promise.all([
-      after(skew, () => refreshAt(app, live.refresh_token)),
-      after(skew, () => login(app, account)),
-      after(-skew, () => change(account, other.access_token)),
-    ]);
-    check(changed.status === expected, `the change answered ${changed.status}`);
-    check([200, 401].includes(refreshed.status), `refresh answered ${refreshed.status}`);
-    check([200, 401].includes(loggedIn.status), `the racing login answered ${loggedIn.status}`);
-    await checkDead(check, app, [
-      ['the racing refresh', refreshed.pair],
-      ['the racing login', loggedIn.status === 200 ? (loggedIn.body as Pair) : undefined],
-      ['the login refreshed', live],
-      ['the login that made the change', other],
-    ]);
-    // The new factors log in, and that token works: the checks above can tell.
-    const fresh = await login(app, relogin(account, changed));
-    check(fresh.status === 200, `login with the new factors answered ${fresh.status}`);
-    if (fresh.status === 200) {
-      check((await meStatus(app, fresh.body.access_token)) === 200, 'the new login is refused');
-    }
-    return violations;
+    renewed: (account: Credentials, changed: Answer, trial: number) => Credentials,
+  ): (trial: number) => Promise<Violations> {
+    let carried: { account: Credentials; session: Pair } | undefined;
+    return async (trial) => {
+      const { check, violations } = violationCollector();
+      const start = carried ?? (await newAccount());
+      carried = undefined;
+      const { account, session: other } = start;
+      const live = await logIn(app, account);
+      check((await meStatus(app, live.access_token)) === 200, 'warm-up');
+      const skew = SKEWS[trial % SKEWS.length];
+      const [refreshed, loggedIn, changed] = await Promise.all([
+        after(skew, () => refreshAt(app, live.refresh_token)),
+        after(skew, () => login(app, account)),
+        after(-skew, () => change(account, other.access_token, trial)),
+      ]);
+      check(changed.status === expected, `the change answered ${changed.status}`);
+      check([200, 401].includes(refreshed.status), `refresh answered ${refreshed.status}`);
+      check([200, 401].includes(loggedIn.status), `the racing login answered ${loggedIn.status}`);
+      await checkDead(check, app, [
+        ['the racing refresh', refreshed.pair],
+        ['the racing login', loggedIn.status === 200 ? (loggedIn.body as Pair) : undefined],
+        ['the login refreshed', live],
+        ['the login that made the change', other],
+      ]);
+      // The new factors log in, and that token works: the checks above can tell.
+      const factors = renewed(account, changed, trial);
+      const fresh = await login(app, factors);
+      check(fresh.status === 200, `login with the new factors answered ${fresh.status}`);
+      const works = fresh.status === 200 && (await meStatus(app, fresh.body.access_token)) === 200;
+      check(works, 'the login with the new factors is refused');
+      if (works) carried = { account: factors, session: fresh.body as Pair };
+      return violations;
+    };
+  }
+
+  async function newAccount(): Promise<{ account: Credentials; session: Pair }> {
+    const { username, password, secretKey } = await signUp(app);
+    const account = { username, password, secretKey };
+    return { account, session: await logIn(app, account) };
   }
 
   it(`a secret-key rotation racing a refresh and a login kills every token before and during (${TRIALS} trials)`, async () => {
-    const report = await runTrials(TRIALS, (trial) =>
-      revokeAllTrial(
-        trial,
-        (account, accessToken) =>
-          app
-            .http()
-            .post('/me/secret-key')
-            .set('Authorization', `Bearer ${accessToken}`)
-            .send({ password: account.password, secretKey: account.secretKey }),
-        200,
-        (account, res) => ({ ...account, secretKey: res.body.secretKey }),
-      ),
+    const trial = revokeAllTrials(
+      (account, accessToken) =>
+        app
+          .http()
+          .post('/me/secret-key')
+          .set('Authorization', `Bearer ${accessToken}`)
+          .send({ password: account.password, secretKey: account.secretKey }),
+      200,
+      (account, changed) => ({ ...account, secretKey: changed.body.secretKey }),
     );
-    expectNoViolations(report);
+    expectNoViolations(await runTrials(TRIALS, trial));
   }, 90_000);
 
   it(`a password change racing a refresh and a login kills every token before and during (${TRIALS} trials)`, async () => {
-    const newPassword = 'a brand new passphrase';
-    const report = await runTrials(TRIALS, (trial) =>
-      revokeAllTrial(
-        trial,
-        (account, accessToken) =>
-          app
-            .http()
-            .post('/me/password')
-            .set('Authorization', `Bearer ${accessToken}`)
-            .send({ password: account.password, secretKey: account.secretKey, newPassword }),
-        204,
-        (account) => ({ ...account, password: newPassword }),
-      ),
+    const newPassword = (trial: number) => `a brand new passphrase, number ${trial}`;
+    const trial = revokeAllTrials(
+      (account, accessToken, index) =>
+        app
+          .http()
+          .post('/me/password')
+          .set('Authorization', `Bearer ${accessToken}`)
+          .send({
+            password: account.password,
+            secretKey: account.secretKey,
+            newPassword: newPassword(index),
+          }),
+      204,
+      (account, _changed, index) => ({ ...account, password: newPassword(index) }),
     );
-    expectNoViolations(report);
+    expectNoViolations(await runTrials(TRIALS, trial));
   }, 90_000);
 });
 
