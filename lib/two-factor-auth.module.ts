@@ -121,9 +121,13 @@ const INTERNAL: Provider[] = [
   },
   {
     provide: THROTTLER_STORAGE,
-    useFactory: (redis: TwoFactorRedisClient | null) =>
-      redis ? new RedisThrottlerStorage(redis) : new ThrottlerStorageService(),
-    inject: [REDIS_CLIENT],
+    // Counted per issuer: instances of one API share a budget, other APIs on the same Redis
+    // never count against it.
+    useFactory: (redis: TwoFactorRedisClient | null, options: ResolvedTwoFactorAuthOptions) =>
+      redis
+        ? new RedisThrottlerStorage(redis, `nestjs-rest-2fa:throttle:${options.issuer}:`)
+        : new ThrottlerStorageService(),
+    inject: [REDIS_CLIENT, RESOLVED_OPTIONS],
   },
   TwoFactorExceptionFilter,
   { provide: APP_FILTER, useClass: TwoFactorAuthErrorFilter },

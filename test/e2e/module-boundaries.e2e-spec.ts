@@ -18,6 +18,7 @@ import { AccessTokenVerifier } from '../../lib/tokens/access-token.verifier.js';
 import { RevocationView } from '../../lib/revocation/revocation-view.service.js';
 import { RESOLVED_OPTIONS } from '../../lib/two-factor-auth.internal-constants.js';
 import { createModuleFixture, type ModuleFixture } from '../support/module-fixture.js';
+import { isAvailable } from '../support/servers.js';
 
 @Controller('app')
 class AppRoutes {
@@ -100,5 +101,51 @@ describe('module boundaries (sqlite)', () => {
     await fixture.http().get('/app/me').set('Authorization', bearer).expect(200, 'me');
     await fixture.get(TokenService).revokeAllForAccount(account.id);
     await fixture.http().get('/app/me').set('Authorization', bearer).expect(401);
+  });
+});
+
+/** Only the module's throttler guard (this app has no ThrottlerModule of its own). */
+@Controller('app')
+class TokenRoutes {
+  @Public()
+  @UseGuards(TokenThrottlerGuard)
+  @Post('login-like')
+  loginLike(): string {
+    return 'ok';
+  }
+}
+
+// The global set-up reports a missing Redis (and fails under CI=true).
+const withRedis = isAvailable('redis') ? ['redis'] : [];
+
+describe.each(withRedis)('throttle budgets in a shared %s', () => {
+  const apps: ModuleFixture[] = [];
+  const app = async (issuer: string) => {
+    const fixture = await createModuleFixture(
+      'sqlite',
+      { issuer, throttle: { limit: 3, ttl: 60 }, redis: process.env.TEST_REDIS_URL! },
+      { controllers: [TokenRoutes] },
+    );
+    apps.push(fixture);
+    return fixture;
+  };
+  const hits = async (fixture: ModuleFixture, n: number) => {
+    const statuses: number[] = [];
+    for (let i = 0; i < n; i++)
+      statuses.push((await fixture.http().post('/app/login-like')).status);
+    return statuses;
+  };
+  afterAll(async () => {
+    for (const fixture of apps) await fixture.close();
+  });
+
+  it('are shared by the instances of one API (one issuer), never with another API', async () => {
+    const tag = Math.random().toString(36).slice(2);
+    const a1 = await app(`https://a-${tag}.test`);
+    const a2 = await app(`https://a-${tag}.test`);
+    const b = await app(`https://b-${tag}.test`);
+    expect(await hits(a1, 3)).toEqual([201, 201, 201]);
+    expect(await hits(a2, 1)).toEqual([429]);
+    expect(await hits(b, 3)).toEqual([201, 201, 201]);
   });
 });

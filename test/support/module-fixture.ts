@@ -47,6 +47,8 @@ export function typeOrmOptionsFor(database: TestDatabase): TypeOrmModuleOptions 
     migrations: [...TWO_FACTOR_AUTH_MIGRATIONS],
     migrationsRun: true,
     synchronize: false,
+    // A fixture that fails to start must not keep reconnecting after its test ended.
+    retryAttempts: 0,
   };
   if (database.kind === 'sqlite') {
     return { ...common, type: 'better-sqlite3', database: database.url.slice('sqlite:'.length) };
