@@ -3,7 +3,7 @@ import {
   TWO_FACTOR_AUTH_DEFAULTS,
   type TwoFactorAuthModuleExtras,
   type TwoFactorAuthModuleOptions,
-} from './two-factor-auth.options.js';
+} from './core/options/two-factor-auth.options.js';
 
 export const {
   ConfigurableModuleClass,

@@ -2,46 +2,46 @@ import { Module, type DynamicModule, type Provider, type Type } from '@nestjs/co
 import { ThrottlerStorageService } from '@nestjs/throttler';
 import { APP_FILTER } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { AccountService } from './accounts/account.service.js';
-import { LoginService } from './accounts/login.service.js';
-import { PasswordHasher } from './accounts/password-hasher.service.js';
-import { importOptionalPeer } from './common/optional-peer.util.js';
-import { SWAGGER_METADATA_APPLIED } from './common/swagger.decorators.js';
-import { TwoFactorExceptionFilter } from './common/two-factor-exception.filter.js';
-import { TwoFactorAuthErrorFilter } from './http/core-error.filter.js';
-import { JwtTwoFactorGuard } from './guards/jwt-two-factor.guard.js';
-import { TokenThrottlerGuard } from './guards/token-throttler.guard.js';
-import { TwoFactorCredentialsGuard } from './guards/two-factor-credentials.guard.js';
-import { JwksController } from './keys/jwks.controller.js';
-import { KeyRing } from './keys/key-ring.js';
-import { LockoutService } from './lockout/lockout.service.js';
-import { IdentifierHasher } from './common/identifier-hasher.service.js';
-import { RevocationLog } from './revocation/revocation-log.service.js';
-import { ReauthenticationGuard } from './guards/reauthentication.guard.js';
-import { SecretKeyService } from './secret-keys/secret-key.service.js';
-import { JwtTwoFactorStrategy } from './strategies/jwt-two-factor.strategy.js';
-import { TwoFactorStrategy } from './strategies/two-factor.strategy.js';
-import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
-import { AccessTokenVerifier } from './tokens/access-token.verifier.js';
-import { AuditEvents } from './events/audit-events.service.js';
-import { TotpService } from './totp/totp.service.js';
-import { RevocationView } from './revocation/revocation-view.service.js';
-import { createTokenController, routeClass } from './tokens/token.controller.js';
-import { IntrospectionRoutes } from './tokens/introspection.controller.js';
-import { IntrospectionService } from './tokens/introspection.service.js';
-import { TokenService } from './tokens/token.service.js';
-import { TokenIssuer } from './tokens/token-issuer.service.js';
-import { TokenRevoker } from './tokens/token-revoker.service.js';
-import { TokenPruner } from './tokens/token-pruner.service.js';
-import { PruneSchedule } from './tokens/prune.schedule.js';
-import { TWO_FACTOR_AUTH_ENTITIES } from './two-factor-auth.constants.js';
+import { AccountService } from './flows/accounts/account.service.js';
+import { LoginService } from './flows/login/login.service.js';
+import { PasswordHasher } from './core/passwords/password-hasher.service.js';
+import { importOptionalPeer } from './core/common/optional-peer.util.js';
+import { SWAGGER_METADATA_APPLIED } from './http/common/swagger.decorators.js';
+import { TwoFactorExceptionFilter } from './http/errors/two-factor-exception.filter.js';
+import { TwoFactorAuthErrorFilter } from './http/errors/core-error.filter.js';
+import { JwtTwoFactorGuard } from './http/guards/jwt-two-factor.guard.js';
+import { TokenThrottlerGuard } from './http/guards/token-throttler.guard.js';
+import { TwoFactorCredentialsGuard } from './http/guards/two-factor-credentials.guard.js';
+import { JwksController } from './http/controllers/jwks.controller.js';
+import { KeyRing } from './core/keys/key-ring.js';
+import { LockoutService } from './core/lockout/lockout.service.js';
+import { IdentifierHasher } from './core/identifiers/identifier-hasher.service.js';
+import { RevocationLog } from './core/revocation/revocation-log.service.js';
+import { ReauthenticationGuard } from './http/guards/reauthentication.guard.js';
+import { SecretKeyService } from './flows/secret-keys/secret-key.service.js';
+import { JwtTwoFactorStrategy } from './http/strategies/jwt-two-factor.strategy.js';
+import { TwoFactorStrategy } from './http/strategies/two-factor.strategy.js';
+import { RedisThrottlerStorage } from './http/throttle/redis-throttler.storage.js';
+import { AccessTokenVerifier } from './core/tokens/access-token.verifier.js';
+import { AuditEvents } from './core/events/audit-events.service.js';
+import { TotpService } from './flows/totp/totp.service.js';
+import { RevocationView } from './core/revocation/revocation-view.service.js';
+import { createTokenController, routeClass } from './http/controllers/token.controller.js';
+import { IntrospectionRoutes } from './http/controllers/introspection.controller.js';
+import { IntrospectionService } from './core/tokens/introspection.service.js';
+import { TokenService } from './core/tokens/token.service.js';
+import { TokenIssuer } from './core/tokens/token-issuer.service.js';
+import { TokenRevoker } from './core/tokens/token-revoker.service.js';
+import { TokenPruner } from './core/tokens/token-pruner.service.js';
+import { PruneSchedule } from './core/tokens/prune.schedule.js';
+import { TWO_FACTOR_AUTH_ENTITIES } from './core/database/schema.js';
 import {
   REDIS_CLIENT,
   RESOLVED_OPTIONS,
   SWAGGER_METADATA,
   THROTTLER_OPTIONS,
   THROTTLER_STORAGE,
-} from './two-factor-auth.internal-constants.js';
+} from './core/options/internal-tokens.js';
 import {
   ConfigurableModuleClass,
   TWO_FACTOR_AUTH_MODULE_OPTIONS,
@@ -51,13 +51,13 @@ import {
 import {
   resolveTwoFactorAuthOptions,
   TwoFactorAuthConfigError,
-} from './two-factor-auth.options-validation.js';
+} from './core/options/two-factor-auth.options-validation.js';
 import {
   TWO_FACTOR_AUTH_DEFAULTS,
   type ResolvedTwoFactorAuthOptions,
   type TwoFactorAuthModuleExtras,
   type TwoFactorRedisClient,
-} from './two-factor-auth.options.js';
+} from './core/options/two-factor-auth.options.js';
 
 /** Closes a Redis connection the module opened itself (never one the application passed in). */
 class OwnedRedis {

@@ -1,6 +1,6 @@
-import { KeyRing } from './keys/key-ring.js';
-import { resolveTwoFactorAuthOptions } from './two-factor-auth.options-validation.js';
-import type { TwoFactorAuthModuleOptions } from './two-factor-auth.options.js';
+import { KeyRing } from './core/keys/key-ring.js';
+import { resolveTwoFactorAuthOptions } from './core/options/two-factor-auth.options-validation.js';
+import type { TwoFactorAuthModuleOptions } from './core/options/two-factor-auth.options.js';
 
 /**
  * Checks module options (every option, and every key of the key ring) exactly as the module

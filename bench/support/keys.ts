@@ -1,7 +1,7 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { generateKey } from '../../lib/cli/keys.command.js';
-import { ALGORITHMS } from '../../lib/keys/jws.util.js';
+import { ALGORITHMS } from '../../lib/core/keys/jws.util.js';
 import type { TwoFactorJwk, TwoFactorJwsAlgorithm } from '../../lib/index.js';
 
 /** Every algorithm the key ring supports, from the module's own table. */

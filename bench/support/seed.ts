@@ -44,7 +44,7 @@ export interface SeedResult {
  * Inserts rows straight into `tfa_issued_tokens` (and, for revoked ones, `tfa_revocations`) of
  * a running fixture's SQLite file (its migrations created the tables), in batches, one
  * transaction per batch. Columns as in
- * lib/database/migrations/init.migration.ts: instants are epoch ms BIGINT, iat/nbf/exp
+ * lib/core/database/migrations/init.migration.ts: instants are epoch ms BIGINT, iat/nbf/exp
  * epoch seconds.
  */
 export function seedIssuedTokens(file: string, options: SeedOptions): SeedResult {

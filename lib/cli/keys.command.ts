@@ -12,9 +12,12 @@ import {
   writeSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { KeyRing } from '../keys/key-ring.js';
-import type { TwoFactorJwk, TwoFactorJwsAlgorithm } from '../two-factor-auth.options.js';
-import { ALGORITHMS } from '../keys/jws.util.js';
+import { KeyRing } from '../core/keys/key-ring.js';
+import type {
+  TwoFactorJwk,
+  TwoFactorJwsAlgorithm,
+} from '../core/options/two-factor-auth.options.js';
+import { ALGORITHMS } from '../core/keys/jws.util.js';
 
 /** A JWK Set as the module reads it. */
 export interface JwkSet {

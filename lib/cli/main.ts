@@ -2,7 +2,7 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { TwoFactorAuthConfigError } from '../two-factor-auth.options-validation.js';
+import { TwoFactorAuthConfigError } from '../core/options/two-factor-auth.options-validation.js';
 import {
   generateKey,
   readJwkSet,

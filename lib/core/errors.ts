@@ -1,6 +1,6 @@
 /**
  * The errors the module's core throws. The core knows no HTTP: each error names what went
- * wrong, and the edge (`lib/http/error-mapping.ts`) turns it into one HTTP answer, in one place.
+ * wrong, and the edge (`lib/http/errors/error-mapping.ts`) turns it into one HTTP answer, in one place.
  * Applications that call the services from their own code may catch these by class.
  */
 export abstract class TwoFactorAuthError extends Error {

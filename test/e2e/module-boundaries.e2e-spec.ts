@@ -13,10 +13,10 @@ import {
   TokenService,
   TokenThrottlerGuard,
 } from '../../lib/index.js';
-import { KeyRing } from '../../lib/keys/key-ring.js';
-import { AccessTokenVerifier } from '../../lib/tokens/access-token.verifier.js';
-import { RevocationView } from '../../lib/revocation/revocation-view.service.js';
-import { RESOLVED_OPTIONS } from '../../lib/two-factor-auth.internal-constants.js';
+import { KeyRing } from '../../lib/core/keys/key-ring.js';
+import { AccessTokenVerifier } from '../../lib/core/tokens/access-token.verifier.js';
+import { RevocationView } from '../../lib/core/revocation/revocation-view.service.js';
+import { RESOLVED_OPTIONS } from '../../lib/core/options/internal-tokens.js';
 import { createModuleFixture, type ModuleFixture } from '../support/module-fixture.js';
 import { isAvailable } from '../support/servers.js';
 

@@ -11,7 +11,7 @@ import {
   InvalidCredentialsError,
   TwoFactorAuthError,
 } from '../../lib/index.js';
-import { LoginService } from '../../lib/accounts/login.service.js';
+import { LoginService } from '../../lib/flows/login/login.service.js';
 import { createModuleFixture, type ModuleFixture } from '../support/module-fixture.js';
 
 @Controller('app')

@@ -5,8 +5,8 @@
  * nothing), and a deleted account's tokens, already verified elsewhere, are refused at once.
  */
 import { join } from 'node:path';
-import { RevocationView } from '../../lib/revocation/revocation-view.service.js';
-import { AccountService } from '../../lib/accounts/account.service.js';
+import { RevocationView } from '../../lib/core/revocation/revocation-view.service.js';
+import { AccountService } from '../../lib/flows/accounts/account.service.js';
 import {
   createSuiteEnvironment,
   logIn,

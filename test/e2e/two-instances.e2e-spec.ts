@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { REVOCATION_CHANNEL } from '../../lib/revocation/revocation-view.service.js';
+import { REVOCATION_CHANNEL } from '../../lib/core/revocation/revocation-view.service.js';
 import { PrivateRedisServer } from '../support/redis-server.js';
 import {
   createSuiteEnvironment,

@@ -11,7 +11,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../lib/cli/main.js';
-import { KeyRing } from '../../lib/keys/key-ring.js';
+import { KeyRing } from '../../lib/core/keys/key-ring.js';
 
 function cli(...args: string[]) {
   const out: string[] = [];

@@ -1,5 +1,5 @@
 import { QueryFailedError } from 'typeorm';
-import { isConflict, retryOnConflict } from '../../lib/database/conflict-retry.js';
+import { isConflict, retryOnConflict } from '../../lib/core/database/conflict-retry.js';
 
 /** A driver error as TypeORM wraps it: the driver's own error sits in `driverError`. */
 function failed(driverError: Record<string, unknown>): QueryFailedError {

@@ -5,7 +5,7 @@ import {
   type TwoFactorJwk,
   type TwoFactorJwsAlgorithm,
 } from '../../lib/index.js';
-import { KeyRing } from '../../lib/keys/key-ring.js';
+import { KeyRing } from '../../lib/core/keys/key-ring.js';
 import { generateJwk } from '../support/keys.js';
 
 const ACCESS = 'at+jwt';

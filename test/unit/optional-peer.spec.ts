@@ -1,4 +1,4 @@
-import { importOptionalPeer, isMissingPackage } from '../../lib/common/optional-peer.util.js';
+import { importOptionalPeer, isMissingPackage } from '../../lib/core/common/optional-peer.util.js';
 
 describe('optional peers', () => {
   const absent = 'nestjs-rest-2fa-no-such-package';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { PasswordHasher } from '../../lib/accounts/password-hasher.service.js';
-import type { ResolvedTwoFactorAuthOptions } from '../../lib/two-factor-auth.options.js';
+import { PasswordHasher } from '../../lib/core/passwords/password-hasher.service.js';
+import type { ResolvedTwoFactorAuthOptions } from '../../lib/core/options/two-factor-auth.options.js';
 
 /** PHC strings made once by `argon2` (node-argon2), the hasher of version 0.1. */
 const fixtures = JSON.parse(readFileSync('test/fixtures/argon2-phc.json', 'utf8')) as {

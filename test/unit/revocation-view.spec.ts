@@ -1,9 +1,9 @@
-import { RevocationView } from '../../lib/revocation/revocation-view.service.js';
+import { RevocationView } from '../../lib/core/revocation/revocation-view.service.js';
 import type {
   RevocationEvent,
   RevocationLog,
-} from '../../lib/revocation/revocation-log.service.js';
-import { resolveTwoFactorAuthOptions } from '../../lib/two-factor-auth.options-validation.js';
+} from '../../lib/core/revocation/revocation-log.service.js';
+import { resolveTwoFactorAuthOptions } from '../../lib/core/options/two-factor-auth.options-validation.js';
 import { generateJwk } from '../support/keys.js';
 
 const options = resolveTwoFactorAuthOptions({

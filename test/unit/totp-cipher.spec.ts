@@ -1,5 +1,5 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { TotpCipher } from '../../lib/totp/totp-cipher.js';
+import { TotpCipher } from '../../lib/core/totp/totp-cipher.js';
 
 describe('TotpCipher (AES-256-GCM for TOTP secrets at rest)', () => {
   const key = randomBytes(32);

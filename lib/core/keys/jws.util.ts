@@ -1,0 +1,101 @@
+import { createHmac, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
+import type { TwoFactorJwsAlgorithm } from '../options/two-factor-auth.options.js';
+
+/** How each algorithm signs: the hash, the key type it needs and its signature form. */
+export interface AlgorithmSpec {
+  family: 'HMAC' | 'RSA' | 'RSA-PSS' | 'ECDSA' | 'EdDSA';
+  hash: 'sha256' | 'sha384' | 'sha512' | null;
+  /** Bytes of the hash output: the shortest HMAC secret accepted, and the PSS salt. */
+  hashBytes: number;
+  /** ECDSA only: the curve and the fixed length of an r||s signature. */
+  crv?: string;
+  signatureBytes?: number;
+}
+
+export const ALGORITHMS: Readonly<Record<TwoFactorJwsAlgorithm, AlgorithmSpec>> = Object.freeze({
+  HS256: { family: 'HMAC', hash: 'sha256', hashBytes: 32 },
+  HS384: { family: 'HMAC', hash: 'sha384', hashBytes: 48 },
+  HS512: { family: 'HMAC', hash: 'sha512', hashBytes: 64 },
+  RS256: { family: 'RSA', hash: 'sha256', hashBytes: 32 },
+  RS384: { family: 'RSA', hash: 'sha384', hashBytes: 48 },
+  RS512: { family: 'RSA', hash: 'sha512', hashBytes: 64 },
+  PS256: { family: 'RSA-PSS', hash: 'sha256', hashBytes: 32 },
+  PS384: { family: 'RSA-PSS', hash: 'sha384', hashBytes: 48 },
+  PS512: { family: 'RSA-PSS', hash: 'sha512', hashBytes: 64 },
+  ES256: { family: 'ECDSA', hash: 'sha256', hashBytes: 32, crv: 'P-256', signatureBytes: 64 },
+  ES384: { family: 'ECDSA', hash: 'sha384', hashBytes: 48, crv: 'P-384', signatureBytes: 96 },
+  ES512: { family: 'ECDSA', hash: 'sha512', hashBytes: 64, crv: 'P-521', signatureBytes: 132 },
+  EdDSA: { family: 'EdDSA', hash: null, hashBytes: 0 },
+});
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+/** Strict base64url decoding: no padding, no foreign characters, canonical trailing bits. */
+export function decodeBase64url(segment: string): Buffer | null {
+  if (!BASE64URL.test(segment) || segment.length % 4 === 1) return null;
+  const bytes = Buffer.from(segment, 'base64url');
+  return bytes.toString('base64url') === segment ? bytes : null;
+}
+
+export function encodeJson(value: unknown): string {
+  return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
+}
+
+/** Signs `input` (the `header.payload` string) with `key` under `alg`. */
+export function signInput(alg: TwoFactorJwsAlgorithm, key: KeyObject, input: string): Buffer {
+  const spec = ALGORITHMS[alg];
+  switch (spec.family) {
+    case 'HMAC':
+      return createHmac(spec.hash!, key).update(input).digest();
+    case 'RSA':
+      return sign(spec.hash, Buffer.from(input), key);
+    case 'RSA-PSS':
+      return sign(spec.hash, Buffer.from(input), {
+        key,
+        padding: 6 /* RSA_PKCS1_PSS_PADDING */,
+        saltLength: spec.hashBytes,
+      });
+    case 'ECDSA':
+      return sign(spec.hash, Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
+    case 'EdDSA':
+      return sign(null, Buffer.from(input), key);
+  }
+}
+
+/** Checks `signature` over `input`; never throws. */
+export function verifyInput(
+  alg: TwoFactorJwsAlgorithm,
+  key: KeyObject,
+  input: string,
+  signature: Buffer,
+): boolean {
+  const spec = ALGORITHMS[alg];
+  try {
+    switch (spec.family) {
+      case 'HMAC': {
+        const expected = createHmac(spec.hash!, key).update(input).digest();
+        return expected.length === signature.length && timingSafeEqual(expected, signature);
+      }
+      case 'RSA':
+        return verify(spec.hash, Buffer.from(input), key, signature);
+      case 'RSA-PSS':
+        return verify(
+          spec.hash,
+          Buffer.from(input),
+          { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: spec.hashBytes },
+          signature,
+        );
+      case 'ECDSA':
+        // A fixed-length r||s, so DER tricks and all-zero "psychic" signatures are refused
+        // before OpenSSL is asked (which refuses r = 0 or s = 0 as well).
+        if (signature.length !== spec.signatureBytes || signature.every((b) => b === 0)) {
+          return false;
+        }
+        return verify(spec.hash, Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }, signature);
+      case 'EdDSA':
+        return verify(null, Buffer.from(input), key, signature);
+    }
+  } catch {
+    return false;
+  }
+}

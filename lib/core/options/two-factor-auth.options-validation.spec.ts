@@ -1,0 +1,106 @@
+/**
+ * Option validation, per group, against the exported bounds: every numeric option accepts its
+ * minimum and maximum and refuses one step outside, with its own name in the message.
+ */
+import { generateJwk } from '../../../test/support/keys.js';
+import {
+  resolveTwoFactorAuthOptions,
+  TWO_FACTOR_AUTH_BOUNDS,
+  TwoFactorAuthConfigError,
+} from './two-factor-auth.options-validation.js';
+
+const base = {
+  issuer: 'https://issuer.test',
+  keys: [generateJwk('ES256', 'k1')],
+  totp: { encryptionKeys: [{ id: 't1', key: Buffer.alloc(32, 7).toString('base64') }] },
+};
+
+type Range = { min: number; max: number };
+const isRange = (v: unknown): v is Range =>
+  typeof v === 'object' && v !== null && 'min' in v && 'max' in v;
+
+/** Every numeric option as [path, range], from the exported bounds. */
+const numeric: [string[], Range][] = Object.entries(TWO_FACTOR_AUTH_BOUNDS).flatMap(
+  ([name, value]) =>
+    isRange(value)
+      ? [[[name], value] as [string[], Range]]
+      : Object.entries(value as Record<string, unknown>)
+          .filter((entry): entry is [string, Range] => isRange(entry[1]))
+          .map(([sub, range]) => [[name, sub], range] as [string[], Range]),
+);
+
+/** The base options with `path` set to `value` (and what it must stay consistent with). */
+function withOption(path: string[], value: number): Record<string, unknown> {
+  const options: Record<string, unknown> = { ...base };
+  if (path.length === 1) {
+    options[path[0]] = value;
+    if (path[0] === 'accessTokenTtl')
+      options.refreshTokenTtl = TWO_FACTOR_AUTH_BOUNDS.refreshTokenTtl.max;
+    if (path[0] === 'refreshTokenTtl')
+      options.accessTokenTtl = TWO_FACTOR_AUTH_BOUNDS.accessTokenTtl.min;
+    return options;
+  }
+  const group = { ...((options[path[0]] as Record<string, unknown>) ?? {}), [path[1]]: value };
+  if (path.join('.') === 'revocation.syncInterval') group.maxStaleness = 3_600_000;
+  if (path.join('.') === 'revocation.maxStaleness') group.syncInterval = 50;
+  if (path.join('.') === 'password.minLength') group.maxLength = 1024;
+  if (path.join('.') === 'password.maxLength') group.minLength = 8;
+  options[path[0]] = group;
+  return options;
+}
+
+describe('option validation', () => {
+  it('covers every numeric option group', () => {
+    const groups = new Set(numeric.map(([path]) => path[0]));
+    for (const group of ['lockout', 'throttle', 'revocation', 'prune', 'password', 'totp']) {
+      expect(groups).toContain(group);
+    }
+    expect(numeric.length).toBeGreaterThan(20);
+  });
+
+  it.each(numeric.map(([path, range]) => [path.join('.'), path, range] as const))(
+    '%s accepts its bounds and refuses one step outside, naming itself',
+    (name, path, { min, max }) => {
+      expect(() => resolveTwoFactorAuthOptions(withOption(path, min))).not.toThrow();
+      expect(() => resolveTwoFactorAuthOptions(withOption(path, max))).not.toThrow();
+      for (const outside of [min - 1, max + 1]) {
+        const attempt = () => resolveTwoFactorAuthOptions(withOption(path, outside));
+        expect(attempt).toThrow(TwoFactorAuthConfigError);
+        expect(attempt).toThrow(`option "${name}" must be an integer from ${min} to ${max}`);
+      }
+    },
+  );
+
+  it('refuses an unknown option in a group, listing the known ones', () => {
+    expect(() => resolveTwoFactorAuthOptions({ ...base, lockout: { tries: 3 } })).toThrow(
+      'option "lockout.tries" is not a known option; known ones are: maxAttempts, seconds.',
+    );
+  });
+
+  it('keeps the cross-option rules: refresh ≥ access, staleness > sync interval, max ≥ min', () => {
+    expect(() =>
+      resolveTwoFactorAuthOptions({ ...base, accessTokenTtl: 600, refreshTokenTtl: 300 }),
+    ).toThrow('refreshTokenTtl');
+    expect(() =>
+      resolveTwoFactorAuthOptions({
+        ...base,
+        revocation: { syncInterval: 1000, maxStaleness: 1000 },
+      }),
+    ).toThrow('revocation.maxStaleness');
+    expect(() =>
+      resolveTwoFactorAuthOptions({ ...base, password: { minLength: 100, maxLength: 64 } }),
+    ).toThrow('password.maxLength');
+  });
+
+  it('fills in the defaults of every group', () => {
+    const resolved = resolveTwoFactorAuthOptions({ issuer: base.issuer, keys: base.keys });
+    expect(resolved).toMatchObject({
+      accessTokenTtl: 900,
+      refreshTokenTtl: 604800,
+      lockout: { maxAttempts: 5, seconds: 900 },
+      throttle: { limit: 20, ttl: 60 },
+      totp: false,
+      introspection: false,
+    });
+  });
+});

@@ -1,0 +1,113 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
+import { KeyRing } from '../keys/key-ring.js';
+import { ACCESS_TOKEN_TYP } from './token.constants.js';
+import type { ResolvedTwoFactorAuthOptions } from '../options/two-factor-auth.options.js';
+import { checkClaims } from './claims.util.js';
+import { findLiveRecord, type LiveRecord } from './token-record.util.js';
+import { RevocationView } from '../revocation/revocation-view.service.js';
+import type { AuthenticatedAccount } from './token.types.js';
+
+/** What the module decides about one access token. */
+export type AccessDecision =
+  | { readonly outcome: 'accepted'; readonly principal: AuthenticatedAccount }
+  | { readonly outcome: 'refused' }
+  | { readonly outcome: 'unavailable' };
+
+/** The answer when revocations cannot be checked: never a pass. */
+export const UNAVAILABLE: AccessDecision = Object.freeze({ outcome: 'unavailable' });
+/** The answer to every refused token, whatever check failed. */
+export const REFUSED: AccessDecision = Object.freeze({ outcome: 'refused' });
+
+type Accepted = Extract<AccessDecision, { outcome: 'accepted' }>;
+
+/**
+ * Decides whether an access token is good, as cheaply as correctness allows, in one function.
+ *
+ * The first time a token is seen, its signature and claims are checked and its record is read
+ * (it must exist, be an unrevoked access token of that `sub`, of a usable account). The result
+ * is remembered under the exact token string, so later requests with the same token cost a map
+ * lookup plus the checks that can change over time: expiry and the revocation view. No query
+ * runs for a token already seen; a stale revocation view makes every answer `unavailable`.
+ */
+@Injectable()
+export class AccessTokenVerifier {
+  private readonly verified = new Map<string, Accepted>();
+  private readonly pending = new Map<string, Promise<AccessDecision>>();
+  private readonly maxCached: number;
+  private readonly tolerance: number;
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @InjectTwoFactorOptions() private readonly options: ResolvedTwoFactorAuthOptions,
+    private readonly keyRing: KeyRing,
+    private readonly revocations: RevocationView,
+  ) {
+    this.maxCached = options.revocation.verifiedCacheSize;
+    this.tolerance = options.clockTolerance;
+  }
+
+  /**
+   * The decision about `token` (`null`: no token was presented). A token this instance has
+   * verified before is decided at once, without I/O (a plain value, no promise); a new one
+   * gets a promise of its first full check, shared by concurrent requests with that token.
+   */
+  decide(token: string | null): AccessDecision | Promise<AccessDecision> {
+    if (token === null) return REFUSED;
+    const now = Date.now();
+    if (!this.revocations.isFresh(now)) return UNAVAILABLE;
+    const known = this.verified.get(token);
+    if (known !== undefined) {
+      const { exp, jti, id, iat } = known.principal;
+      if ((exp + this.tolerance) * 1000 <= now) {
+        this.verified.delete(token);
+        return REFUSED;
+      }
+      return this.revocations.isRevoked(jti, id, iat) ? REFUSED : known;
+    }
+    let inFlight = this.pending.get(token);
+    if (!inFlight) {
+      inFlight = this.firstSight(token).finally(() => this.pending.delete(token));
+      this.pending.set(token, inFlight);
+    }
+    return inFlight;
+  }
+
+  private async firstSight(token: string): Promise<AccessDecision> {
+    const jws = this.keyRing.verify(token, ACCESS_TOKEN_TYP);
+    const claims = jws && checkClaims(jws.payload, this.options);
+    if (!jws || !claims) return REFUSED;
+    let row: LiveRecord | null;
+    try {
+      row = await findLiveRecord(this.dataSource, claims, jws.header.kid, 'access');
+    } catch {
+      return UNAVAILABLE;
+    }
+    if (!row) return REFUSED;
+    const account = row.account;
+    const principal: AuthenticatedAccount = {
+      id: account.id,
+      username: account.username,
+      jti: claims.jti,
+      iat: claims.iat,
+      exp: claims.exp,
+      familyId: row.familyId,
+    };
+    if (this.revocations.isRevoked(principal.jti, principal.id, principal.iat)) return REFUSED;
+    const accepted: Accepted = Object.freeze({ outcome: 'accepted', principal });
+    this.remember(token, accepted);
+    return accepted;
+  }
+
+  private remember(token: string, decision: Accepted): void {
+    if (this.maxCached === 0) return;
+    if (this.verified.size >= this.maxCached) {
+      // Maps iterate in insertion order: drop the oldest entry.
+      const oldest = this.verified.keys().next().value;
+      if (oldest !== undefined) this.verified.delete(oldest);
+    }
+    this.verified.set(token, decision);
+  }
+}

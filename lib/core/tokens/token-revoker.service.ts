@@ -1,0 +1,163 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, IsNull, type Repository } from 'typeorm';
+import { Account } from '../accounts/account.entity.js';
+import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
+import { retryOnConflict } from '../database/conflict-retry.js';
+import { AuditEvents } from '../events/audit-events.service.js';
+import { KeyRing } from '../keys/key-ring.js';
+import { RevocationLog, type RevocationEvent } from '../revocation/revocation-log.service.js';
+import { RevocationView } from '../revocation/revocation-view.service.js';
+import { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP } from './token.constants.js';
+import type { ResolvedTwoFactorAuthOptions } from '../options/two-factor-auth.options.js';
+import { IssuedToken } from './issued-token.entity.js';
+import { TokenFamily } from './token-family.entity.js';
+import type { RevocationReason } from './token.types.js';
+
+/**
+ * Revokes tokens: one token, a login (family), or every token of an account. The mark (the
+ * family's `revoked_at`, the account's token epoch) is written before the rows, so an issuer
+ * racing with it either is found by the row update or finds the mark (see `TokenIssuer`). Each
+ * revocation is written to the revocation log (for the other instances' poll) and published
+ * (this instance's view, and Redis).
+ */
+@Injectable()
+export class TokenRevoker {
+  private readonly tokens: Repository<IssuedToken>;
+  private readonly families: Repository<TokenFamily>;
+  private readonly accounts: Repository<Account>;
+
+  constructor(
+    @InjectDataSource() dataSource: DataSource,
+    @InjectTwoFactorOptions() private readonly options: ResolvedTwoFactorAuthOptions,
+    private readonly keyRing: KeyRing,
+    private readonly revocations: RevocationView,
+    private readonly log: RevocationLog,
+    private readonly events: AuditEvents,
+  ) {
+    this.tokens = dataSource.getRepository(IssuedToken);
+    this.families = dataSource.getRepository(TokenFamily);
+    this.accounts = dataSource.getRepository(Account);
+  }
+
+  /**
+   * Revokes one token by `jti`. Revoking a refresh token that a refresh has already spent
+   * revokes its whole family instead, so that a revocation racing a refresh still ends the
+   * login. Returns false when there was nothing live to revoke.
+   */
+  async revoke(jti: string, reason: RevocationReason = 'revoked'): Promise<boolean> {
+    const now = Date.now();
+    const result = await retryOnConflict(() =>
+      this.tokens.update({ jti, revokedAt: IsNull() }, { revokedAt: now, revokedReason: reason }),
+    );
+    const row = await this.tokens.findOne({
+      select: {
+        jti: true,
+        exp: true,
+        accountId: true,
+        type: true,
+        replacedBy: true,
+        familyId: true,
+      },
+      where: { jti },
+    });
+    if (!row) return false;
+    if (result.affected !== 1) {
+      if (row.type === 'refresh' && row.replacedBy !== null) {
+        await this.revokeFamily(row.familyId, reason);
+        return true;
+      }
+      return false;
+    }
+    if (row.type === 'access') await this.announce({ tokens: [[row.jti, row.exp]], accounts: [] });
+    this.events.emit('token.revoked', { jtis: [row.jti], accountId: row.accountId, reason });
+    return true;
+  }
+  /**
+   * Revokes a token given as a string (RFC 7009): its signature must check out against
+   * the key ring, and it may be expired. Unknown or invalid tokens are ignored.
+   * @param ownerId when set, only a token of this account is revoked.
+   */
+  async revokeToken(token: string, ownerId?: string): Promise<void> {
+    const verified =
+      this.keyRing.verify(token, ACCESS_TOKEN_TYP) ?? this.keyRing.verify(token, REFRESH_TOKEN_TYP);
+    const jti = verified?.payload.jti;
+    const sub = verified?.payload.sub;
+    if (typeof jti !== 'string' || typeof sub !== 'string') return;
+    if (ownerId !== undefined && sub !== ownerId) return;
+    await this.revoke(jti, 'revoked');
+  }
+  /** Revokes every token of the login (family) that `familyId` names, present and to come. */
+  async revokeFamily(familyId: string, reason: RevocationReason = 'revoked'): Promise<void> {
+    const now = Date.now();
+    // The mark first: a refresh racing this one reads it after writing its new pair.
+    await retryOnConflict(() =>
+      this.families.update({ id: familyId, revokedAt: IsNull() }, { revokedAt: now }),
+    );
+    await retryOnConflict(() =>
+      this.tokens.update(
+        { familyId, revokedAt: IsNull() },
+        { revokedAt: now, revokedReason: reason },
+      ),
+    );
+    const rows = await this.tokens.find({
+      select: { jti: true, exp: true, accountId: true, type: true },
+      where: { familyId },
+    });
+    await this.announce({ tokens: liveAccess(rows), accounts: [] });
+    this.events.emit('token.revoked', {
+      jtis: rows.map((r) => r.jti),
+      accountId: rows[0]?.accountId ?? null,
+      reason,
+    });
+  }
+  /**
+   * Revokes every token of an account, issued so far or being issued right now: after a
+   * password change, a secret-key rotation, a disable, or on demand.
+   */
+  async revokeAllForAccount(
+    accountId: string,
+    reason: RevocationReason = 'revoked',
+  ): Promise<void> {
+    // The epoch first (counted by the database, no clock involved): a login or refresh in
+    // flight reads it after writing its rows. The cut-off (compared with iat, in whole
+    // seconds) covers tokens this instance has not seen; a login made later in the same
+    // second keeps working, as it should.
+    const now = Date.now();
+    await retryOnConflict(() =>
+      this.accounts.update(
+        { id: accountId },
+        { tokenEpoch: () => 'token_epoch + 1', tokensValidAfter: now, updatedAt: now },
+      ),
+    );
+    await retryOnConflict(() =>
+      this.families.update({ accountId, revokedAt: IsNull() }, { revokedAt: now }),
+    );
+    await retryOnConflict(() =>
+      this.tokens.update(
+        { accountId, revokedAt: IsNull() },
+        { revokedAt: now, revokedReason: reason },
+      ),
+    );
+    const rows = await this.tokens.find({
+      select: { jti: true, exp: true, type: true },
+      where: { accountId, revokedAt: now },
+    });
+    await this.announce({ tokens: liveAccess(rows), accounts: [this.cutOff(accountId, now)] });
+    this.events.emit('token.revoked', { jtis: rows.map((r) => r.jti), accountId, reason });
+  }
+  /** Writes a revocation to the log (the other instances' poll) and applies it here and by Redis. */
+  private async announce(event: RevocationEvent): Promise<void> {
+    await this.log.record(event);
+    await this.revocations.publish(event);
+  }
+  private cutOff(accountId: string, now: number): [string, number, number] {
+    return [accountId, now, Math.floor(now / 1000) + this.options.refreshTokenTtl + 60];
+  }
+}
+
+/** The access tokens among `rows` that have not expired: all the guard's view needs. */
+function liveAccess(rows: Pick<IssuedToken, 'jti' | 'exp' | 'type'>[]): [string, number][] {
+  const now = Math.floor(Date.now() / 1000);
+  return rows.filter((r) => r.type === 'access' && r.exp > now - 60).map((r) => [r.jti, r.exp]);
+}

@@ -1,0 +1,283 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Secret, TOTP } from 'otpauth';
+import { DataSource, IsNull, LessThan, type Repository } from 'typeorm';
+import { Account } from '../../core/accounts/account.entity.js';
+import { InjectTwoFactorOptions } from '../../core/options/inject.decorators.js';
+import { AuditEvents } from '../../core/events/audit-events.service.js';
+import { SecretKey } from '../../core/secret-keys/secret-key.entity.js';
+import { SecretKeyService } from '../secret-keys/secret-key.service.js';
+import { TokenService } from '../../core/tokens/token.service.js';
+import { LockoutService } from '../../core/lockout/lockout.service.js';
+import type {
+  ResolvedTotpOptions,
+  ResolvedTwoFactorAuthOptions,
+} from '../../core/options/two-factor-auth.options.js';
+import { RecoveryCode } from '../../core/totp/recovery-code.entity.js';
+import { TotpCipher } from '../../core/totp/totp-cipher.js';
+import { TotpCredential } from '../../core/totp/totp-credential.entity.js';
+import { ConflictError, NotFoundError } from '../../core/errors.js';
+
+/**
+ * What enrolment hands the user: the secret two ways. Drawing `otpauthUri` as a QR code is
+ * left to the client or the application (any QR library, or `qrencode`), so the module needs
+ * no image library.
+ */
+export interface TotpEnrolment {
+  /** base32, 160 bits, for manual entry. */
+  secret: string;
+  /** `otpauth://totp/…` for authenticator apps: the content of the QR code to show. */
+  otpauthUri: string;
+}
+
+/** The state of an account's TOTP, without secrets. */
+export interface TotpStatusView {
+  enabled: boolean;
+  pending: boolean;
+  recoveryCodesRemaining: number;
+}
+
+const RECOVERY_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
+
+/**
+ * TOTP (RFC 6238) as an account's second factor, and its single-use recovery codes.
+ * A code is accepted at most once per account, across instances: the last used time step is
+ * stored and moved forward with one atomic UPDATE.
+ */
+@Injectable()
+export class TotpService {
+  private readonly credentials: Repository<TotpCredential>;
+  private readonly recovery: Repository<RecoveryCode>;
+  private readonly accounts: Repository<Account>;
+  private readonly cipher: TotpCipher | null;
+  private readonly totp: ResolvedTotpOptions | false;
+
+  constructor(
+    @InjectDataSource() dataSource: DataSource,
+    @InjectTwoFactorOptions() options: ResolvedTwoFactorAuthOptions,
+    private readonly secretKeys: SecretKeyService,
+    private readonly events: AuditEvents,
+    private readonly tokens: TokenService,
+    private readonly lockout: LockoutService,
+  ) {
+    this.credentials = dataSource.getRepository(TotpCredential);
+    this.recovery = dataSource.getRepository(RecoveryCode);
+    this.accounts = dataSource.getRepository(Account);
+    this.totp = options.totp;
+    this.cipher = options.totp ? new TotpCipher(options.totp.encryptionKeys) : null;
+  }
+
+  /** Whether TOTP is configured at all. */
+  get enabled(): boolean {
+    return this.totp !== false;
+  }
+
+  /**
+   * Starts enrolment: a new secret, stored encrypted as pending until `confirm()` or until
+   * `totp.enrolmentTtl` seconds have passed. Call it only after re-authentication
+   * (`ReauthenticationGuard`): whoever confirms the enrolment owns the account's second factor.
+   * @throws ConflictError when TOTP is already active for the account.
+   */
+  async begin(accountId: string): Promise<TotpEnrolment> {
+    const totp = this.settings();
+    const account = await this.accounts.findOne({ where: { id: accountId } });
+    if (!account) throw new NotFoundError('No such account');
+    if (account.secondFactor === 'totp') throw new ConflictError('TOTP is already enabled');
+    const secret = new Secret({ size: 20 });
+    const { keyId, ciphertext } = this.cipher!.encrypt(secret.base32, accountId);
+    await this.credentials.delete({ accountId });
+    await this.credentials.insert({
+      id: randomUUID(),
+      accountId,
+      secretCiphertext: ciphertext,
+      keyId,
+      status: 'pending',
+      lastUsedStep: 0,
+      createdAt: Date.now(),
+    });
+    const otpauthUri = this.generator(secret, account.username, totp).toString();
+    return { secret: secret.base32, otpauthUri };
+  }
+
+  /**
+   * Confirms enrolment with a valid code: from now on the account logs in with TOTP codes, its
+   * secret key is deleted, the returned recovery codes (shown once) replace it as backup, and
+   * every token of the account is revoked (log in again with a code). A wrong code counts
+   * toward the account's lockout like a failed login.
+   * @throws InvalidCredentialsError for a wrong code, LockedError while locked, NotFoundError
+   *         when no enrolment is pending (or it expired).
+   */
+  async confirm(accountId: string, otp: string): Promise<string[]> {
+    const totp = this.settings();
+    const [row, account] = await Promise.all([
+      this.credentials.findOne({ where: { accountId, status: 'pending' } }),
+      this.accounts.findOne({ where: { id: accountId } }),
+    ]);
+    if (row && row.createdAt + totp.enrolmentTtl * 1000 <= Date.now()) {
+      await this.credentials.delete({ id: row.id, status: 'pending' });
+    }
+    if (!row || !account || row.createdAt + totp.enrolmentTtl * 1000 <= Date.now()) {
+      throw new NotFoundError('No TOTP enrolment is pending; start one first');
+    }
+    await this.lockout.attempt(account.usernameKey, async () => {
+      const step = this.check(row, otp);
+      const ok = step !== null && (await this.consume(row, step, 'pending'));
+      return ok ? { ok: true, value: step } : { ok: false };
+    });
+    await this.credentials.update({ id: row.id }, { status: 'active' });
+    await this.accounts.update({ id: accountId }, { secondFactor: 'totp', updatedAt: Date.now() });
+    await this.credentials.manager.getRepository(SecretKey).delete({ accountId });
+    const codes = await this.replaceRecoveryCodes(accountId);
+    // A change of factor ends every session, this one included (ASVS 7.4.3).
+    await this.tokens.revokeAllForAccount(accountId, 'second-factor-changed');
+    this.events.emit('totp.enabled', { accountId });
+    return codes;
+  }
+
+  /**
+   * Turns TOTP off, revokes every token of the account, and returns a fresh secret key (the
+   * second factor again). Call it only after re-authentication (`ReauthenticationGuard`).
+   * @throws NotFoundError when TOTP is not active.
+   */
+  async disable(accountId: string): Promise<string> {
+    if (!(await this.activeCredential(accountId))) throw notEnabled();
+    // The new key first: if anything fails after it, the account still has a usable factor.
+    await this.accounts.update(
+      { id: accountId },
+      { secondFactor: 'secret-key', updatedAt: Date.now() },
+    );
+    const secretKey = await this.secretKeys.replace(accountId);
+    await this.credentials.delete({ accountId });
+    await this.recovery.delete({ accountId });
+    await this.tokens.revokeAllForAccount(accountId, 'second-factor-changed');
+    this.events.emit('totp.disabled', { accountId });
+    return secretKey;
+  }
+
+  /**
+   * New recovery codes; the old ones stop working. Call it only after re-authentication
+   * (`ReauthenticationGuard`).
+   * @throws NotFoundError when TOTP is not active.
+   */
+  async regenerateRecoveryCodes(accountId: string): Promise<string[]> {
+    if (!(await this.activeCredential(accountId))) throw notEnabled();
+    return this.replaceRecoveryCodes(accountId);
+  }
+
+  async status(accountId: string): Promise<TotpStatusView> {
+    const row = await this.credentials.findOne({ where: { accountId } });
+    const expired =
+      row?.status === 'pending' &&
+      row.createdAt + (this.totp ? this.totp.enrolmentTtl : 0) * 1000 <= Date.now();
+    const recoveryCodesRemaining = await this.recovery.count({
+      where: { accountId, usedAt: IsNull() },
+    });
+    return {
+      enabled: row?.status === 'active',
+      pending: row?.status === 'pending' && !expired,
+      recoveryCodesRemaining,
+    };
+  }
+
+  /** The active credential of an account, for the login check (`null` when none). */
+  activeCredential(accountId: string): Promise<TotpCredential | null> {
+    return this.enabled
+      ? this.credentials.findOne({ where: { accountId, status: 'active' } })
+      : Promise.resolve(null);
+  }
+
+  /** The time step `otp` belongs to, if it is valid now for this credential (nothing consumed). */
+  check(row: TotpCredential | null, otp: string | undefined): number | null {
+    const totp = this.totp;
+    if (!row || !totp || typeof otp !== 'string' || !new RegExp(`^\\d{${totp.digits}}$`).test(otp))
+      return null;
+    const base32 = this.cipher!.decrypt(row.secretCiphertext, row.keyId, row.accountId);
+    if (!base32) return null;
+    const now = Date.now();
+    const delta = this.generator(Secret.fromBase32(base32), '', totp).validate({
+      token: otp,
+      timestamp: now,
+      window: totp.window,
+    });
+    if (delta === null) return null;
+    const step = Math.floor(now / 1000 / totp.period) + delta;
+    return step > row.lastUsedStep ? step : null;
+  }
+
+  /** Marks `step` used; false when this or a later step was used already (a replay). */
+  async consume(
+    row: TotpCredential,
+    step: number,
+    status: 'active' | 'pending' = 'active',
+  ): Promise<boolean> {
+    const result = await this.credentials.update(
+      { id: row.id, status, lastUsedStep: LessThan(step) },
+      { lastUsedStep: step },
+    );
+    return result.affected === 1;
+  }
+
+  /** The id of an unused recovery code of the account equal to `code`, or `null`. */
+  async findRecoveryCode(accountId: string, code: string | undefined): Promise<string | null> {
+    if (typeof code !== 'string' || code.length > 64) return null;
+    const codeHash = this.hashRecoveryCode(code);
+    const row = await this.recovery.findOne({ where: { accountId, codeHash, usedAt: IsNull() } });
+    return row?.id ?? null;
+  }
+
+  /** Spends a recovery code; false when it was spent already (a race or replay). */
+  async useRecoveryCode(id: string, accountId: string): Promise<boolean> {
+    const result = await this.recovery.update({ id, usedAt: IsNull() }, { usedAt: Date.now() });
+    if (result.affected === 1) this.events.emit('recovery-code.used', { accountId });
+    return result.affected === 1;
+  }
+
+  private async replaceRecoveryCodes(accountId: string): Promise<string[]> {
+    const count = this.settings().recoveryCodes;
+    const codes = Array.from({ length: count }, () => newRecoveryCode());
+    await this.recovery.delete({ accountId });
+    const now = Date.now();
+    await this.recovery.insert(
+      codes.map((code) => ({
+        id: randomUUID(),
+        accountId,
+        codeHash: this.hashRecoveryCode(code),
+        usedAt: null,
+        createdAt: now,
+      })),
+    );
+    return codes;
+  }
+
+  private hashRecoveryCode(code: string): string {
+    return this.secretKeys.hash(`recovery-code:${code.toUpperCase().replace(/[\s-]/g, '')}`);
+  }
+
+  private generator(secret: Secret, label: string, totp: ResolvedTotpOptions): TOTP {
+    return new TOTP({
+      issuer: totp.issuer,
+      label,
+      algorithm: totp.algorithm,
+      digits: totp.digits,
+      period: totp.period,
+      secret,
+    });
+  }
+
+  private settings(): ResolvedTotpOptions {
+    if (!this.totp) throw new NotFoundError('TOTP is not enabled on this server');
+    return this.totp;
+  }
+}
+
+/** 25 characters of a 32-letter unambiguous alphabet (125 bits), as 5 groups of 5. */
+function newRecoveryCode(): string {
+  const bytes = randomBytes(25);
+  const chars = [...bytes].map((b) => RECOVERY_ALPHABET[b % RECOVERY_ALPHABET.length]).join('');
+  return chars.match(/.{5}/g)!.join('-');
+}
+
+function notEnabled(): NotFoundError {
+  return new NotFoundError('TOTP is not enabled for this account');
+}
