@@ -241,7 +241,10 @@ describe('the packed npm tarball', () => {
 
     it('keeps the JSDoc in the published declarations', () => {
       const options = readFileSync(
-        join(app, 'node_modules/nestjs-rest-2fa/dist/lib/two-factor-auth.options.d.ts'),
+        join(
+          app,
+          'node_modules/nestjs-rest-2fa/dist/lib/core/options/two-factor-auth.options.d.ts',
+        ),
         'utf8',
       );
       expect(options).toMatch(/@default 900/);

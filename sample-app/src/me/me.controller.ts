@@ -35,6 +35,13 @@ import {
   type AuthenticatedAccount,
 } from 'nestjs-rest-2fa';
 
+/** A re-authenticated route's 429: wrong factors, here or at login, locked the account. */
+const ApiLockedOut = () =>
+  ApiTooManyRequestsResponse({
+    description: 'Locked out; see Retry-After',
+    type: ErrorResponseDto,
+  });
+
 const { minLength, maxLength } = TWO_FACTOR_AUTH_DEFAULTS.password;
 
 class MeDto {
@@ -101,10 +108,7 @@ export class MeController {
   @ApiBody({ type: ReauthenticationDto })
   @ApiOkResponse({ type: NewSecretKeyDto })
   @ApiConflictResponse({ description: 'The account logs in with TOTP', type: ErrorResponseDto })
-  @ApiTooManyRequestsResponse({
-    description: 'Locked out; see Retry-After',
-    type: ErrorResponseDto,
-  })
+  @ApiLockedOut()
   async rotate(
     @CurrentAccount('id') accountId: string,
     // Validated (unknown fields refused); the guard has already checked the factors.
@@ -126,10 +130,7 @@ export class MeController {
     description: 'The new password breaks the rules',
     type: ErrorResponseDto,
   })
-  @ApiTooManyRequestsResponse({
-    description: 'Locked out; see Retry-After',
-    type: ErrorResponseDto,
-  })
+  @ApiLockedOut()
   async changePassword(
     @CurrentAccount('id') accountId: string,
     @Body() body: ChangePasswordDto,
@@ -146,10 +147,7 @@ export class MeController {
   })
   @ApiBody({ type: ReauthenticationDto })
   @ApiNoContentResponse({ description: 'Deleted' })
-  @ApiTooManyRequestsResponse({
-    description: 'Locked out; see Retry-After',
-    type: ErrorResponseDto,
-  })
+  @ApiLockedOut()
   async delete(
     @CurrentAccount('id') accountId: string,
     @Body() _factors: ReauthenticationDto,
