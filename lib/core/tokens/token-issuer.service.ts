@@ -89,7 +89,7 @@ export class TokenIssuer {
       );
       return this.issuePair(account.id, familyId, null);
     });
-    if (!(await this.familyStillLive(familyId))) {
+    if (!(await this.liveAccountOf(familyId))) {
       await this.withdraw(jtis);
       throw new InvalidCredentialsError();
     }
@@ -130,13 +130,9 @@ export class TokenIssuer {
       }
       throw new InvalidRefreshTokenError();
     }
-    const account = await this.accounts.findOne({ where: { id: record.accountId } });
-    if (
-      !account ||
-      account.disabled ||
-      claims.iat < Math.floor(account.tokensValidAfter / 1000) ||
-      !(await this.familyStillLive(record.familyId))
-    ) {
+    // One read: the family is live, and so is its account (enabled, same epoch).
+    const account = await this.liveAccountOf(record.familyId);
+    if (!account || claims.iat < Math.floor(account.tokensValidAfter / 1000)) {
       throw new InvalidRefreshTokenError();
     }
     const { pair, accessJti, jtis } = await this.unlessAccountGone(account.id, () =>
@@ -144,7 +140,7 @@ export class TokenIssuer {
     );
     // A logout, re-use or revoke-all that ran meanwhile either revoked the new rows, or left
     // its mark for this read to find: never neither.
-    if (!(await this.familyStillLive(record.familyId))) {
+    if (!(await this.liveAccountOf(record.familyId))) {
       await this.withdraw(jtis);
       throw new InvalidRefreshTokenError();
     }
@@ -160,21 +156,25 @@ export class TokenIssuer {
     const verified = this.keyRing.verify(token, typ);
     return verified ? checkClaims(verified.payload, this.options) : null;
   }
-  /** The family is not revoked and its account exists, is enabled and has not moved its epoch. */
-  private async familyStillLive(familyId: string): Promise<boolean> {
+  /**
+   * The family's account when the family is not revoked and its account exists, is enabled and
+   * has not moved its epoch since the family began; else `null`.
+   */
+  private async liveAccountOf(familyId: string): Promise<Account | null> {
     const family = await this.families.findOne({
       where: { id: familyId },
       relations: { account: true },
     });
     const account = family?.account;
-    return (
-      !!family &&
-      !!account &&
+    return family &&
+      account &&
       family.revokedAt === null &&
       !account.disabled &&
       account.tokenEpoch === family.epoch
-    );
+      ? account
+      : null;
   }
+
   /**
    * Runs `write`; if it fails because the account was deleted meanwhile (a foreign key), the
    * answer is the one failure of a refused login or refresh, not a server error.

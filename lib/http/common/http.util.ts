@@ -30,6 +30,13 @@ export class RetryAfterException extends HttpException {
   }
 }
 
+/** Sets `Retry-After` on `response` when `error` says when to try again (429, 503). */
+export function setRetryAfter(response: unknown, error: unknown): void {
+  if (error instanceof RetryAfterException) {
+    setResponseHeader(response, 'Retry-After', String(error.retryAfterSeconds));
+  }
+}
+
 /** The one answer to every failed login, whatever failed. */
 export const INVALID_CREDENTIALS = 'Invalid credentials';
 

@@ -1,6 +1,6 @@
 import { Catch, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { RetryAfterException, setResponseHeader } from '../common/http.util.js';
+import { setRetryAfter } from '../common/http.util.js';
 import { TwoFactorAuthError } from '../../core/errors.js';
 import { toHttpException } from './error-mapping.js';
 
@@ -20,9 +20,7 @@ export class TwoFactorAuthErrorFilter implements ExceptionFilter<TwoFactorAuthEr
     if (host.getType() !== 'http') throw error;
     const exception = toHttpException(error);
     const response = host.switchToHttp().getResponse<unknown>();
-    if (exception instanceof RetryAfterException) {
-      setResponseHeader(response, 'Retry-After', String(exception.retryAfterSeconds));
-    }
+    setRetryAfter(response, exception);
     this.adapterHost.httpAdapter.reply(response, exception.getResponse(), exception.getStatus());
   }
 }

@@ -9,7 +9,7 @@ import {
 import { HttpAdapterHost } from '@nestjs/core';
 import { TwoFactorAuthError } from '../../core/errors.js';
 import { toHttpException } from './error-mapping.js';
-import { RetryAfterException, setResponseHeader } from '../common/http.util.js';
+import { setResponseHeader, setRetryAfter } from '../common/http.util.js';
 
 /** Generic messages for client errors raised below Nest (body parser, adapter). */
 const CLIENT_ERRORS: Record<number, [string, string]> = {
@@ -46,9 +46,7 @@ export class TwoFactorExceptionFilter implements ExceptionFilter {
       return;
     }
     if (exception instanceof HttpException) {
-      if (exception instanceof RetryAfterException) {
-        setResponseHeader(response, 'Retry-After', String(exception.retryAfterSeconds));
-      }
+      setRetryAfter(response, exception);
       const body = exception.getResponse();
       httpAdapter.reply(
         response,

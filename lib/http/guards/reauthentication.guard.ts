@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import { validateSync } from 'class-validator';
 import { LoginService, type AccountFactors } from '../../flows/login/login.service.js';
-import { invalidCredentials, RetryAfterException, setResponseHeader } from '../common/http.util.js';
+import { invalidCredentials, setRetryAfter } from '../common/http.util.js';
 import { asHttpError } from '../errors/error-mapping.js';
 import { validateBody } from '../common/validate-body.util.js';
 import { FACTOR_FIELDS, ReauthenticationDto } from '../dto/token-request.dto.js';
@@ -54,9 +54,7 @@ export class ReauthenticationGuard implements CanActivate {
       await this.login.reauthenticate(accountId, factors);
     } catch (raised) {
       const error = asHttpError(raised);
-      if (error instanceof RetryAfterException) {
-        setResponseHeader(http.getResponse(), 'Retry-After', String(error.retryAfterSeconds));
-      }
+      setRetryAfter(http.getResponse(), error);
       throw error;
     }
     return true;

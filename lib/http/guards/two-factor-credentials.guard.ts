@@ -1,7 +1,7 @@
 import { Injectable, Optional, type ExecutionContext } from '@nestjs/common';
 import { AuthGuard } from '@nestjs/passport';
 import type { Account } from '../../core/accounts/account.entity.js';
-import { invalidCredentials, RetryAfterException, setResponseHeader } from '../common/http.util.js';
+import { invalidCredentials, setRetryAfter } from '../common/http.util.js';
 import { asHttpError } from '../errors/error-mapping.js';
 import { TwoFactorStrategy } from '../strategies/two-factor.strategy.js';
 import { TWO_FACTOR_STRATEGY } from '../strategies/strategy-names.js';
@@ -39,13 +39,7 @@ export class TwoFactorCredentialsGuard extends AuthGuard(TWO_FACTOR_STRATEGY) {
     _status?: unknown,
   ): TUser {
     const err = asHttpError(raised);
-    if (err instanceof RetryAfterException) {
-      setResponseHeader(
-        context.switchToHttp().getResponse(),
-        'Retry-After',
-        String(err.retryAfterSeconds),
-      );
-    }
+    setRetryAfter(context.switchToHttp().getResponse(), err);
     if (err) throw err;
     if (!user) throw invalidCredentials();
     return user;
