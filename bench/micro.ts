@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import type { DataSource } from 'typeorm';
 import { KeyRing } from '../lib/core/keys/key-ring.js';
 import { AccessTokenVerifier } from '../lib/core/tokens/access-token.verifier.js';
+import { AccountStore } from '../lib/core/accounts/account.store.js';
 import { RevocationView } from '../lib/core/revocation/revocation-view.service.js';
 import type { RevocationLog } from '../lib/core/revocation/revocation-log.service.js';
 import { resolveTwoFactorAuthOptions } from '../lib/core/options/two-factor-auth.options-validation.js';
@@ -101,7 +102,13 @@ async function benchRevocation(ms: number, largeView: number): Promise<MicroResu
     exp: payload.exp,
     revokedAt: null,
     familyId: randomUUID(),
-    account: { id: payload.sub, username: 'bench-user', disabled: false, tokensValidAfter: 0 },
+    account: {
+      id: payload.sub,
+      username: 'bench-user',
+      disabled: false,
+      tokensValidAfter: 0,
+      tokenEpoch: 0,
+    },
   };
   const dataSource = {
     getRepository: () => ({ find: async () => [], findOne: async () => row }),
@@ -120,7 +127,13 @@ async function benchRevocation(ms: number, largeView: number): Promise<MicroResu
       tokens: Array.from({ length: size }, (): [string, number] => [randomUUID(), exp]),
       accounts: [],
     });
-    const verifier = new AccessTokenVerifier(dataSource, options, ring, view);
+    const verifier = new AccessTokenVerifier(
+      dataSource,
+      options,
+      ring,
+      view,
+      new AccountStore(dataSource),
+    );
     const first = await verifier.decide(token);
     if (first.outcome !== 'accepted' || verifier.decide(token) !== first) {
       throw new Error('the stand-in verifier did not accept its token');

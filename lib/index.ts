@@ -21,13 +21,27 @@ export {
   type TwoFactorEncryptionKey,
   type TwoFactorIntrospectionClient,
   type TwoFactorRedisClient,
+  type TwoFactorAccountsOptions,
+  type TwoFactorAccountFields,
+  type TwoFactorUsernameOptions,
+  type TwoFactorClaims,
+  type TwoFactorEntityClass,
 } from './core/options/two-factor-auth.options.js';
 export {
   TwoFactorAuthConfigError,
   TWO_FACTOR_AUTH_BOUNDS,
 } from './core/options/two-factor-auth.options-validation.js';
 export { validateTwoFactorAuthOptions } from './two-factor-auth.validate.js';
-export { TWO_FACTOR_AUTH_ENTITIES, TWO_FACTOR_AUTH_MIGRATIONS } from './core/database/schema.js';
+export {
+  TWO_FACTOR_AUTH_ENTITIES,
+  TWO_FACTOR_AUTH_MIGRATIONS,
+  twoFactorAuthSchema,
+  type TwoFactorAuthSchema,
+} from './core/database/schema.js';
+export { AccountState } from './core/accounts/account-state.entity.js';
+export type { AccountRecord } from './core/accounts/account.store.js';
+export { normaliseUsername, type NormalisedUsername } from './core/accounts/username.util.js';
+export { PasswordHasher } from './core/passwords/password-hasher.service.js';
 export { TWO_FACTOR_STRATEGY, JWT_TWO_FACTOR_STRATEGY } from './http/strategies/strategy-names.js';
 export { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP } from './core/tokens/token.constants.js';
 export { Account, type SecondFactorKind } from './core/accounts/account.entity.js';
@@ -39,7 +53,11 @@ export {
   RevocationRecord,
   type RevocationKind,
 } from './core/revocation/revocation-record.entity.js';
-export { AccountService, type CreatedAccount } from './flows/accounts/account.service.js';
+export {
+  AccountService,
+  type CreatedAccount,
+  type InTransaction,
+} from './flows/accounts/account.service.js';
 export { SecretKeyService } from './flows/secret-keys/secret-key.service.js';
 export { TokenService } from './core/tokens/token.service.js';
 export { TotpService, type TotpEnrolment, type TotpStatusView } from './flows/totp/totp.service.js';
@@ -64,6 +82,7 @@ export {
   type ReauthenticationRequest,
 } from './http/guards/reauthentication.guard.js';
 export type { AccountFactors, LoginCredentials } from './flows/login/login.service.js';
+export type { IssueFor } from './core/tokens/token-issuer.service.js';
 export { TokenThrottlerGuard } from './http/guards/token-throttler.guard.js';
 export { CurrentAccount } from './http/decorators/current-account.decorator.js';
 export { Public, IS_PUBLIC_KEY } from './http/decorators/public.decorator.js';

@@ -14,7 +14,11 @@ export const {
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createTwoFactorAuthOptions')
   .setExtras<TwoFactorAuthModuleExtras>(
-    { routes: TWO_FACTOR_AUTH_DEFAULTS.routes, isGlobal: TWO_FACTOR_AUTH_DEFAULTS.isGlobal },
+    {
+      routes: TWO_FACTOR_AUTH_DEFAULTS.routes,
+      isGlobal: TWO_FACTOR_AUTH_DEFAULTS.isGlobal,
+      accounts: undefined,
+    },
     (definition, extras) => ({ ...definition, global: extras.isGlobal === true }),
   )
   .build();

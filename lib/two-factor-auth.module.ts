@@ -34,7 +34,9 @@ import { TokenIssuer } from './core/tokens/token-issuer.service.js';
 import { TokenRevoker } from './core/tokens/token-revoker.service.js';
 import { TokenPruner } from './core/tokens/token-pruner.service.js';
 import { PruneSchedule } from './core/tokens/prune.schedule.js';
-import { TWO_FACTOR_AUTH_ENTITIES } from './core/database/schema.js';
+import { twoFactorAuthEntities } from './core/database/schema.js';
+import { configureAccounts } from './core/accounts/account-entities.js';
+import { AccountStore } from './core/accounts/account.store.js';
 import {
   REDIS_CLIENT,
   RESOLVED_OPTIONS,
@@ -131,7 +133,7 @@ const INTERNAL: Provider[] = [
   },
   TwoFactorExceptionFilter,
   { provide: APP_FILTER, useClass: TwoFactorAuthErrorFilter },
-  PasswordHasher,
+  AccountStore,
   LockoutService,
   IdentifierHasher,
   RevocationLog,
@@ -147,6 +149,7 @@ const INTERNAL: Provider[] = [
 
 const PUBLIC: Provider[] = [
   AccountService,
+  PasswordHasher,
   SecretKeyService,
   TokenService,
   TotpService,
@@ -166,7 +169,6 @@ const PUBLIC: Provider[] = [
  * `autoLoadEntities`) and run `TWO_FACTOR_AUTH_MIGRATIONS`.
  */
 @Module({
-  imports: [TypeOrmModule.forFeature([...TWO_FACTOR_AUTH_ENTITIES])],
   providers: [...INTERNAL, ...PUBLIC],
   exports: [
     ...PUBLIC,
@@ -186,7 +188,14 @@ export class TwoFactorAuthModule extends ConfigurableModuleClass {
   }
 }
 
+/**
+ * What `forRoot` and `forRootAsync` add to the generated module: the entities of the chosen
+ * account store (the module's `Account`, or the application's own with `accounts`) and the
+ * routes.
+ */
 function withRoutes(module: DynamicModule, extras: TwoFactorAuthModuleExtras): DynamicModule {
+  const accounts = configureAccounts(extras.accounts);
+  const entities = twoFactorAuthEntities(accounts && extras.accounts);
   const routes = extras.routes === undefined ? TWO_FACTOR_AUTH_DEFAULTS.routes : extras.routes;
   const controllers: Type[] = [];
   if (routes !== false) {
@@ -194,5 +203,9 @@ function withRoutes(module: DynamicModule, extras: TwoFactorAuthModuleExtras): D
     controllers.push(createTokenController(prefix), routeClass(IntrospectionRoutes, prefix));
     if (routes.jwks ?? TWO_FACTOR_AUTH_DEFAULTS.routes.jwks) controllers.push(JwksController);
   }
-  return { ...module, controllers: [...(module.controllers ?? []), ...controllers] };
+  return {
+    ...module,
+    imports: [...(module.imports ?? []), TypeOrmModule.forFeature([...entities])],
+    controllers: [...(module.controllers ?? []), ...controllers],
+  };
 }

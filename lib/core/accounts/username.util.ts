@@ -1,5 +1,5 @@
-/** Longest username accepted, in characters, before and after normalisation. */
-export const USERNAME_MAX_LENGTH = 64;
+/** Longest username accepted by default, in characters: the longest email address (RFC 5321). */
+export const USERNAME_MAX_LENGTH = 254;
 
 /** Control characters, which no username may contain. */
 const CONTROL = /\p{Cc}/u;
@@ -10,23 +10,34 @@ export interface NormalisedUsername {
   key: string;
 }
 
+/** The rules a new or renamed username must meet (`usernames` option, resolved). */
+export interface UsernamePolicy {
+  minLength: number;
+  maxLength: number;
+  /** The application's own rule: a message saying what is wrong, or `null`. */
+  validate?: (username: string) => string | null;
+}
+
 /**
  * Normalises a username so that `" Alice"`, `"alice"` and `"ALICE"` (and every Unicode
- * spelling of the same characters) are one account, and one lockout counter.
+ * spelling of the same characters) are one account, and one lockout counter. An application
+ * that keeps its own users table stores `key` in its login column.
  */
 export function normaliseUsername(raw: string): NormalisedUsername {
   const display = raw.trim().normalize('NFC');
   return { display, key: display.toLowerCase().normalize('NFC') };
 }
 
-/** Why a username cannot be registered, or `null` when it can. */
-export function usernameProblem(display: string): string | null {
+/**
+ * Why a username cannot be registered, or `null` when it can. Lengths count characters. A `:`
+ * is allowed (it is valid in an email address); such a name logs in with the JSON body only,
+ * since HTTP Basic separates the name from the password with it.
+ */
+export function usernameProblem(display: string, policy: UsernamePolicy): string | null {
   const length = [...display].length;
-  if (length < 3 || length > USERNAME_MAX_LENGTH) {
-    return `username must be 3 to ${USERNAME_MAX_LENGTH} characters long`;
+  if (length < policy.minLength || length > policy.maxLength) {
+    return `username must be ${policy.minLength} to ${policy.maxLength} characters long`;
   }
   if (CONTROL.test(display)) return 'username must not contain control characters';
-  if (display.includes(':'))
-    return 'username must not contain ":" (it separates HTTP Basic credentials)';
-  return null;
+  return policy.validate?.(display) ?? null;
 }

@@ -29,6 +29,12 @@ export interface TwoFactorEventMap {
   'refresh.reused': { accountId: string; familyId: string; jti: string };
   'secret-key.rotated': { accountId: string };
   'password.changed': { accountId: string };
+  /** An account of the module's own store was created, with its secret key. */
+  'account.created': { accountId: string };
+  /** An account of the application's own users table got its second factor (`enrol`). */
+  'account.enrolled': { accountId: string };
+  /** The account's login name changed. */
+  'account.renamed': { accountId: string };
   'account.disabled': { accountId: string };
   'account.enabled': { accountId: string };
   /** The account and every row of the module about it are gone; its tokens are refused. */

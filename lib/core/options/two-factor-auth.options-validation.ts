@@ -98,6 +98,7 @@ export const TWO_FACTOR_AUTH_BOUNDS = Object.freeze({
   /** Bytes of `secretKeyPepper`; characters of an introspection client secret. */
   secretKeyPepper: { min: 32 },
   introspectionSecret: { min: 32 },
+  usernames: { minLength: { min: 1, max: 254 }, maxLength: { min: 1, max: 254 } },
 } as const);
 const B = TWO_FACTOR_AUTH_BOUNDS;
 const TOP_LEVEL = [
@@ -116,8 +117,11 @@ const TOP_LEVEL = [
   'redis',
   'totp',
   'introspection',
+  'usernames',
+  'claims',
   'routes',
   'isGlobal',
+  'accounts',
 ] as const;
 
 /**
@@ -149,6 +153,8 @@ export function resolveTwoFactorAuthOptions(raw: unknown): ResolvedTwoFactorAuth
       opts.introspection === undefined || opts.introspection === false
         ? false
         : resolveIntrospection(opts.introspection),
+    usernames: resolveUsernames(opts.usernames),
+    claims: resolveClaims(opts.claims),
   };
 }
 
@@ -157,7 +163,7 @@ const D = TWO_FACTOR_AUTH_DEFAULTS;
 
 /** `routes` and `isGlobal` decide which providers exist: never from an async factory. */
 function refuseStaticOnly(opts: Record<string, unknown>): void {
-  for (const extra of ['routes', 'isGlobal'] as const) {
+  for (const extra of ['routes', 'isGlobal', 'accounts'] as const) {
     if (extra in opts) {
       throw new TwoFactorAuthConfigError(
         extra,
@@ -318,6 +324,42 @@ function resolvePassword(raw: unknown): Resolved['password'] {
     );
   }
   return password;
+}
+
+function resolveUsernames(raw: unknown): Resolved['usernames'] {
+  const u = plainObject('usernames', raw ?? {});
+  noUnknown('usernames', u, ['minLength', 'maxLength', 'validate']);
+  const minLength = integer(
+    'usernames.minLength',
+    u.minLength,
+    D.usernames.minLength,
+    B.usernames.minLength,
+  );
+  const maxLength = integer(
+    'usernames.maxLength',
+    u.maxLength,
+    D.usernames.maxLength,
+    B.usernames.maxLength,
+  );
+  if (maxLength < minLength) {
+    throw new TwoFactorAuthConfigError(
+      'usernames.maxLength',
+      'must not be below usernames.minLength.',
+    );
+  }
+  if (u.validate !== undefined && typeof u.validate !== 'function') {
+    throw new TwoFactorAuthConfigError('usernames.validate', 'must be a function.');
+  }
+  const validate = u.validate as Resolved['usernames']['validate'];
+  return validate ? { minLength, maxLength, validate } : { minLength, maxLength };
+}
+
+function resolveClaims(raw: unknown): Resolved['claims'] {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'function') {
+    throw new TwoFactorAuthConfigError('claims', 'must be a function of the account.');
+  }
+  return raw as Resolved['claims'];
 }
 
 function resolvePepper(raw: unknown): Buffer | undefined {

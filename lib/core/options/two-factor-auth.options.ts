@@ -230,6 +230,70 @@ export interface TwoFactorIntrospectionClient {
   secret: string;
 }
 
+/** A TypeORM entity class. */
+export type TwoFactorEntityClass = new (...args: never[]) => object;
+
+/**
+ * The application's own users table, for apps that already have accounts: the module logs in
+ * against it and keeps only its own rows (second factor, tokens, lockout) beside it.
+ * @example { entity: User, fields: { id: 'id', username: 'email', passwordHash: 'passwordHash', disabled: 'disabled' } }
+ */
+export interface TwoFactorAccountsOptions {
+  /** The application's TypeORM entity class of its users. Its id may be a uuid, integer or string column. */
+  entity: TwoFactorEntityClass;
+  /** The entity's property names for what the module reads and writes. */
+  fields?: TwoFactorAccountFields;
+}
+
+/** Property names of the application's user entity (`accounts.fields`). */
+export interface TwoFactorAccountFields {
+  /**
+   * The primary column; the token's `sub` is its string form (at most 36 characters).
+   * @default 'id'
+   */
+  id?: string;
+  /**
+   * The login name column. It holds the normalised form (`normaliseUsername(name).key`:
+   * trimmed, NFC, lower case), which is what logins compare; keep it unique.
+   * @default 'username'
+   */
+  username?: string;
+  /**
+   * The password hash column (a PHC string of `PasswordHasher.hash`, 255 characters).
+   * @default 'passwordHash'
+   */
+  passwordHash?: string;
+  /**
+   * A boolean column: `true` refuses logins. Without it, `AccountService.disable` is refused.
+   * @default undefined
+   */
+  disabled?: string;
+}
+
+/** Rules for new and renamed usernames. */
+export interface TwoFactorUsernameOptions {
+  /**
+   * Fewest characters.
+   * @default 3
+   */
+  minLength?: number;
+  /**
+   * Most characters (at most 254, the longest email address).
+   * @default 254
+   */
+  maxLength?: number;
+  /**
+   * The application's own rule, checked after the lengths and the ban on control characters:
+   * return a message saying what is wrong (answered as 400 by the sample app), or `null`.
+   * @default undefined
+   * @example (name) => (/^[^@\s]+@[^@\s]+$/.test(name) ? null : 'username must be an email address')
+   */
+  validate?: (username: string) => string | null;
+}
+
+/** Extra claims an application adds to access tokens (`claims` option). */
+export type TwoFactorClaims = Record<string, unknown>;
+
 /** Options of `TwoFactorAuthModule.forRoot()` and of the factory in `forRootAsync()`. */
 export interface TwoFactorAuthModuleOptions {
   /**
@@ -314,6 +378,22 @@ export interface TwoFactorAuthModuleOptions {
    * @default false
    */
   introspection?: { clients: TwoFactorIntrospectionClient[] } | false;
+  /**
+   * Rules for usernames at sign-up and rename.
+   * @default { minLength: 3, maxLength: 254 }
+   */
+  usernames?: TwoFactorUsernameOptions;
+  /**
+   * Adds the application's claims (roles, tenant, …) to every access token, at login and at
+   * each refresh (so a change shows at the next refresh). It receives the account's row: the
+   * module's `Account`, or the application's own user with `accounts`. The result must be a
+   * plain JSON object without registered names (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`,
+   * `jti`, `cnf`, …): those make the token request fail with an error naming the claim. Guards
+   * expose the claims as `principal.claims`, read from the token: no lookup per request.
+   * @default undefined
+   * @example (user: User) => ({ roles: user.roles })
+   */
+  claims?(account: object): TwoFactorClaims | Promise<TwoFactorClaims>;
 }
 
 /** Options fixed when the module is imported (they decide which controllers exist). */
@@ -328,6 +408,12 @@ export interface TwoFactorAuthModuleExtras {
    * @default false
    */
   isGlobal?: boolean;
+  /**
+   * Log in against the application's own users table instead of the module's `Account`
+   * (see the README, "Using your own users table").
+   * @default undefined (the module's own `Account` store)
+   */
+  accounts?: TwoFactorAccountsOptions;
 }
 
 /** Implemented by a class passed to `forRootAsync({ useClass })`. */
@@ -352,6 +438,9 @@ export interface ResolvedTwoFactorAuthOptions {
   redis: string | TwoFactorRedisClient | undefined;
   totp: ResolvedTotpOptions | false;
   introspection: { clients: TwoFactorIntrospectionClient[] } | false;
+  usernames: Required<Omit<TwoFactorUsernameOptions, 'validate'>> &
+    Pick<TwoFactorUsernameOptions, 'validate'>;
+  claims: ((account: object) => TwoFactorClaims | Promise<TwoFactorClaims>) | undefined;
 }
 
 /** TOTP options with every default filled in and the keys decoded. */
@@ -395,6 +484,7 @@ export const TWO_FACTOR_AUTH_DEFAULTS = Object.freeze({
     enrolmentTtl: 600,
   }),
   introspection: false,
+  usernames: Object.freeze({ minLength: 3, maxLength: 254 }),
   routes: Object.freeze({ prefix: 'auth', jwks: true }),
   isGlobal: false,
 });

@@ -1,5 +1,7 @@
 import { Entity, PrimaryColumn, Column, OneToOne, JoinColumn, type Relation } from 'typeorm';
-import { Account } from '../accounts/account.entity.js';
+import type { Account } from '../accounts/account.entity.js';
+import { accountIdColumn } from '../accounts/account-entities.js';
+import { accountStateEntity, type AccountState } from '../accounts/account-state.entity.js';
 import { InstantColumn } from '../database/instant.column.js';
 
 /**
@@ -11,12 +13,12 @@ export class SecretKey {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
 
-  @Column({ name: 'account_id', type: 'varchar', length: 36 })
+  @Column(accountIdColumn('account_id'))
   accountId!: string;
 
-  @OneToOne(() => Account, { onDelete: 'CASCADE', nullable: false })
+  @OneToOne(() => accountStateEntity(), { onDelete: 'CASCADE', nullable: false })
   @JoinColumn({ name: 'account_id', foreignKeyConstraintName: 'FK_tfa_secret_keys_account' })
-  account?: Relation<Account>;
+  account?: Relation<Account | AccountState>;
 
   /** HMAC-SHA-256 of the key, hex. */
   @Column({ name: 'key_hash', type: 'varchar', length: 64 })

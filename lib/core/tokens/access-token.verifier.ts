@@ -5,7 +5,8 @@ import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
 import { KeyRing } from '../keys/key-ring.js';
 import { ACCESS_TOKEN_TYP } from './token.constants.js';
 import type { ResolvedTwoFactorAuthOptions } from '../options/two-factor-auth.options.js';
-import { checkClaims } from './claims.util.js';
+import { checkClaims, extraClaims } from './claims.util.js';
+import { AccountStore } from '../accounts/account.store.js';
 import { findLiveRecord, type LiveRecord } from './token-record.util.js';
 import { RevocationView } from '../revocation/revocation-view.service.js';
 import type { AuthenticatedAccount } from './token.types.js';
@@ -44,6 +45,7 @@ export class AccessTokenVerifier {
     @InjectTwoFactorOptions() private readonly options: ResolvedTwoFactorAuthOptions,
     private readonly keyRing: KeyRing,
     private readonly revocations: RevocationView,
+    private readonly accounts: AccountStore,
   ) {
     this.maxCached = options.revocation.verifiedCacheSize;
     this.tolerance = options.clockTolerance;
@@ -79,21 +81,21 @@ export class AccessTokenVerifier {
     const jws = this.keyRing.verify(token, ACCESS_TOKEN_TYP);
     const claims = jws && checkClaims(jws.payload, this.options);
     if (!jws || !claims) return REFUSED;
-    let row: LiveRecord | null;
+    let live: LiveRecord | null;
     try {
-      row = await findLiveRecord(this.dataSource, claims, jws.header.kid, 'access');
+      live = await findLiveRecord(this.dataSource, this.accounts, claims, jws.header.kid, 'access');
     } catch {
       return UNAVAILABLE;
     }
-    if (!row) return REFUSED;
-    const account = row.account;
+    if (!live) return REFUSED;
     const principal: AuthenticatedAccount = {
-      id: account.id,
-      username: account.username,
+      id: live.account.id,
+      username: live.account.username,
       jti: claims.jti,
       iat: claims.iat,
       exp: claims.exp,
-      familyId: row.familyId,
+      familyId: live.record.familyId,
+      claims: extraClaims(jws.payload),
     };
     if (this.revocations.isRevoked(principal.jti, principal.id, principal.iat)) return REFUSED;
     const accepted: Accepted = Object.freeze({ outcome: 'accepted', principal });

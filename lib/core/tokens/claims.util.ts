@@ -11,6 +11,37 @@ export interface ClaimSet {
 }
 
 const ID = /^[A-Za-z0-9-]{1,64}$/;
+/** An account id's string form: printable ASCII (a uuid, an integer, an application's string id). */
+const SUB = /^[\x21-\x7e]{1,36}$/;
+
+/**
+ * Claim names the module sets or that change what a token means (RFC 7519 §4.1, RFC 7800 `cnf`,
+ * RFC 8693 `act`): the `claims` option may not set them.
+ */
+export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
+  'iss',
+  'sub',
+  'aud',
+  'exp',
+  'nbf',
+  'iat',
+  'jti',
+  'cnf',
+  'typ',
+  'kid',
+  'alg',
+  'act',
+  'may_act',
+]);
+
+/** The claims of a verified payload that are not registered ones: the application's own. */
+export function extraClaims(payload: Record<string, unknown>): Readonly<Record<string, unknown>> {
+  const extra: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(payload)) {
+    if (!RESERVED_CLAIMS.has(name)) extra[name] = value;
+  }
+  return Object.freeze(extra);
+}
 
 function numericDate(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
@@ -28,7 +59,7 @@ export function checkClaims(
 ): ClaimSet | null {
   const { iss, sub, jti, iat, nbf, exp, aud } = payload;
   if (iss !== options.issuer) return null;
-  if (typeof sub !== 'string' || !ID.test(sub) || typeof jti !== 'string' || !ID.test(jti))
+  if (typeof sub !== 'string' || !SUB.test(sub) || typeof jti !== 'string' || !ID.test(jti))
     return null;
   if (!numericDate(iat) || !numericDate(nbf) || !numericDate(exp)) return null;
   const tolerance = options.clockTolerance;

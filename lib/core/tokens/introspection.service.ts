@@ -8,6 +8,7 @@ import { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP } from './token.constants.js';
 import type { ResolvedTwoFactorAuthOptions } from '../options/two-factor-auth.options.js';
 import { checkClaims } from './claims.util.js';
 import { findLiveRecord } from './token-record.util.js';
+import { AccountStore } from '../accounts/account.store.js';
 
 /** RFC 7662 §2.2 response. */
 export interface IntrospectionResponse {
@@ -34,6 +35,7 @@ export class IntrospectionService {
     @InjectDataSource() private readonly dataSource: DataSource,
     @InjectTwoFactorOptions() private readonly options: ResolvedTwoFactorAuthOptions,
     private readonly keyRing: KeyRing,
+    private readonly accounts: AccountStore,
   ) {}
 
   /** Whether introspection is configured. */
@@ -59,14 +61,15 @@ export class IntrospectionService {
     const jws = access ?? this.keyRing.verify(token, REFRESH_TOKEN_TYP);
     const claims = jws && checkClaims(jws.payload, this.options);
     if (!jws || !claims) return inactive;
-    const row = await findLiveRecord(
+    const live = await findLiveRecord(
       this.dataSource,
+      this.accounts,
       claims,
       jws.header.kid,
       access ? 'access' : 'refresh',
     );
-    if (!row) return inactive;
-    const account = row.account;
+    if (!live) return inactive;
+    const { record: row, account } = live;
     return {
       active: true,
       token_type: access ? 'access_token' : 'refresh_token',

@@ -7,7 +7,9 @@ import {
   JoinColumn,
   type Relation,
 } from 'typeorm';
-import { Account } from '../accounts/account.entity.js';
+import type { Account } from '../accounts/account.entity.js';
+import { accountIdColumn } from '../accounts/account-entities.js';
+import { accountStateEntity, type AccountState } from '../accounts/account-state.entity.js';
 import { InstantColumn } from '../database/instant.column.js';
 
 export type IssuedTokenType = 'access' | 'refresh';
@@ -25,12 +27,12 @@ export class IssuedToken {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   jti!: string;
 
-  @Column({ name: 'account_id', type: 'varchar', length: 36 })
+  @Column(accountIdColumn('account_id'))
   accountId!: string;
 
-  @ManyToOne(() => Account, { onDelete: 'CASCADE', nullable: false })
+  @ManyToOne(() => accountStateEntity(), { onDelete: 'CASCADE', nullable: false })
   @JoinColumn({ name: 'account_id', foreignKeyConstraintName: 'FK_tfa_issued_tokens_account' })
-  account?: Relation<Account>;
+  account?: Relation<Account | AccountState>;
 
   @Column({ type: 'varchar', length: 8 })
   type!: IssuedTokenType;

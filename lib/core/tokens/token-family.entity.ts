@@ -7,7 +7,9 @@ import {
   JoinColumn,
   type Relation,
 } from 'typeorm';
-import { Account } from '../accounts/account.entity.js';
+import type { Account } from '../accounts/account.entity.js';
+import { accountIdColumn } from '../accounts/account-entities.js';
+import { accountStateEntity, type AccountState } from '../accounts/account-state.entity.js';
 import { InstantColumn } from '../database/instant.column.js';
 
 /**
@@ -21,12 +23,12 @@ export class TokenFamily {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
 
-  @Column({ name: 'account_id', type: 'varchar', length: 36 })
+  @Column(accountIdColumn('account_id'))
   accountId!: string;
 
-  @ManyToOne(() => Account, { onDelete: 'CASCADE', nullable: false })
+  @ManyToOne(() => accountStateEntity(), { onDelete: 'CASCADE', nullable: false })
   @JoinColumn({ name: 'account_id', foreignKeyConstraintName: 'FK_tfa_token_families_account' })
-  account?: Relation<Account>;
+  account?: Relation<Account | AccountState>;
 
   /** The account's token epoch when the login happened; a revoke-all moves the account's on. */
   @Column({ type: 'integer', default: 0 })

@@ -2,7 +2,12 @@ import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, In, IsNull, type Repository } from 'typeorm';
-import { Account } from '../accounts/account.entity.js';
+import {
+  AccountStore,
+  type AccountRecord,
+  type AccountStateRow,
+} from '../accounts/account.store.js';
+import { TwoFactorAuthConfigError } from '../options/two-factor-auth.options-validation.js';
 import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
 import { InvalidCredentialsError, InvalidRefreshTokenError } from '../errors.js';
 import { retryOnConflict } from '../database/conflict-retry.js';
@@ -10,11 +15,21 @@ import { AuditEvents } from '../events/audit-events.service.js';
 import { KeyRing } from '../keys/key-ring.js';
 import { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP } from './token.constants.js';
 import type { ResolvedTwoFactorAuthOptions } from '../options/two-factor-auth.options.js';
-import { checkClaims, type ClaimSet } from './claims.util.js';
+import { checkClaims, RESERVED_CLAIMS, type ClaimSet } from './claims.util.js';
 import { IssuedToken, type IssuedTokenType } from './issued-token.entity.js';
 import { TokenFamily } from './token-family.entity.js';
 import { TokenRevoker } from './token-revoker.service.js';
 import type { TokenPair } from './token.types.js';
+
+/**
+ * The account a login's tokens are for: an `AccountRecord` as the login read it (its epoch and
+ * row, so that a revoke-all since then withdraws the tokens), or just `{ id }` to read it now.
+ */
+export interface IssueFor {
+  id: string;
+  tokenEpoch?: number;
+  row?: object;
+}
 
 /** What a token record is made from. */
 interface RecordSpec {
@@ -43,7 +58,6 @@ export class TokenIssuer {
   private readonly logger = new Logger('TwoFactorAuth');
   private readonly tokens: Repository<IssuedToken>;
   private readonly families: Repository<TokenFamily>;
-  private readonly accounts: Repository<Account>;
 
   constructor(
     @InjectDataSource() dataSource: DataSource,
@@ -51,10 +65,10 @@ export class TokenIssuer {
     private readonly keyRing: KeyRing,
     private readonly revoker: TokenRevoker,
     private readonly events: AuditEvents,
+    private readonly accounts: AccountStore,
   ) {
     this.tokens = dataSource.getRepository(IssuedToken);
     this.families = dataSource.getRepository(TokenFamily);
-    this.accounts = dataSource.getRepository(Account);
   }
 
   /**
@@ -64,18 +78,15 @@ export class TokenIssuer {
    * that check and the issue withdraws the new tokens.
    * @throws InvalidCredentialsError when the account was revoked, disabled or deleted meanwhile.
    */
-  async issue(
-    account: Pick<Account, 'id'> & Partial<Pick<Account, 'tokenEpoch'>>,
-  ): Promise<TokenPair> {
-    const epoch =
-      account.tokenEpoch ??
-      (
-        await this.accounts.findOne({
-          select: { id: true, tokenEpoch: true },
-          where: { id: account.id },
-        })
-      )?.tokenEpoch;
-    if (epoch === undefined) throw new InvalidCredentialsError();
+  async issue(account: IssueFor): Promise<TokenPair> {
+    const read =
+      account.tokenEpoch !== undefined && account.row !== undefined
+        ? null
+        : await this.accounts.findById(account.id);
+    const epoch = account.tokenEpoch ?? read?.tokenEpoch;
+    const row = account.row ?? read?.row;
+    if (epoch === undefined || row === undefined) throw new InvalidCredentialsError();
+    const claims = await this.claimsOf(row);
     const familyId = randomUUID();
     const { pair, accessJti, jtis } = await this.unlessAccountGone(account.id, async () => {
       await retryOnConflict(() =>
@@ -87,7 +98,7 @@ export class TokenIssuer {
           createdAt: Date.now(),
         }),
       );
-      return this.issuePair(account.id, familyId, null);
+      return this.issuePair(account.id, familyId, null, claims);
     });
     if (!(await this.liveAccountOf(familyId))) {
       await this.withdraw(jtis);
@@ -135,8 +146,9 @@ export class TokenIssuer {
     if (!account || claims.iat < Math.floor(account.tokensValidAfter / 1000)) {
       throw new InvalidRefreshTokenError();
     }
+    const extra = await this.claimsOf(account.row);
     const { pair, accessJti, jtis } = await this.unlessAccountGone(account.id, () =>
-      this.issuePair(account.id, record.familyId, record.jti, newRefreshJti),
+      this.issuePair(account.id, record.familyId, record.jti, extra, newRefreshJti),
     );
     // A logout, re-use or revoke-all that ran meanwhile either revoked the new rows, or left
     // its mark for this read to find: never neither.
@@ -160,12 +172,12 @@ export class TokenIssuer {
    * The family's account when the family is not revoked and its account exists, is enabled and
    * has not moved its epoch since the family began; else `null`.
    */
-  private async liveAccountOf(familyId: string): Promise<Account | null> {
+  private async liveAccountOf(familyId: string): Promise<AccountRecord | null> {
     const family = await this.families.findOne({
       where: { id: familyId },
-      relations: { account: true },
+      relations: this.accounts.relations,
     });
-    const account = family?.account;
+    const account = this.accounts.fromState(family?.account as AccountStateRow | undefined);
     return family &&
       account &&
       family.revokedAt === null &&
@@ -176,6 +188,29 @@ export class TokenIssuer {
   }
 
   /**
+   * The application's claims for `row` (the `claims` option), checked: a plain object without
+   * registered names. A hook that breaks the rule fails the request with an error naming the
+   * claim: it is a bug of the application, never something a client can cause.
+   */
+  private async claimsOf(row: object): Promise<Record<string, unknown>> {
+    const hook = this.options.claims;
+    if (!hook) return {};
+    const claims: unknown = await hook(row);
+    if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) {
+      throw new TwoFactorAuthConfigError('claims', 'must return a plain object of claims.');
+    }
+    for (const name of Object.keys(claims)) {
+      if (RESERVED_CLAIMS.has(name)) {
+        throw new TwoFactorAuthConfigError(
+          'claims',
+          `returned "${name}", a registered claim the module sets itself; give the application's claim another name.`,
+        );
+      }
+    }
+    return claims as Record<string, unknown>;
+  }
+
+  /**
    * Runs `write`; if it fails because the account was deleted meanwhile (a foreign key), the
    * answer is the one failure of a refused login or refresh, not a server error.
    */
@@ -183,7 +218,7 @@ export class TokenIssuer {
     try {
       return await write();
     } catch (error) {
-      if (await this.accounts.exists({ where: { id: accountId } })) throw error;
+      if (await this.accounts.states().exists({ where: { id: accountId } })) throw error;
       throw new InvalidRefreshTokenError();
     }
   }
@@ -200,6 +235,7 @@ export class TokenIssuer {
     accountId: string,
     familyId: string,
     parentJti: string | null,
+    claims: Record<string, unknown>,
     refreshJti: string = randomUUID(),
   ): Promise<{ pair: TokenPair; accessJti: string; jtis: string[] }> {
     const { accessTokenTtl, refreshTokenTtl } = this.options;
@@ -220,10 +256,10 @@ export class TokenIssuer {
     });
     await retryOnConflict(() => this.tokens.insert([access, refresh]));
     const pair: TokenPair = {
-      access_token: this.sign(ACCESS_TOKEN_TYP, access),
+      access_token: this.sign(ACCESS_TOKEN_TYP, access, claims),
       token_type: 'Bearer',
       expires_in: accessTokenTtl,
-      refresh_token: this.sign(REFRESH_TOKEN_TYP, refresh),
+      refresh_token: this.sign(REFRESH_TOKEN_TYP, refresh, {}),
       refresh_expires_in: refreshTokenTtl,
     };
     return { pair, accessJti: access.jti, jtis: [access.jti, refresh.jti] };
@@ -248,8 +284,9 @@ export class TokenIssuer {
       createdAt: spec.now,
     });
   }
-  private sign(typ: string, row: IssuedToken): string {
+  private sign(typ: string, row: IssuedToken, claims: Record<string, unknown>): string {
     const payload: Record<string, unknown> = {
+      ...claims,
       iss: row.iss,
       sub: row.sub,
       ...(row.aud ? { aud: row.aud } : {}),

@@ -1,10 +1,13 @@
 import type { DataSource } from 'typeorm';
-import type { Account } from '../accounts/account.entity.js';
+import type { AccountRecord, AccountStore, AccountStateRow } from '../accounts/account.store.js';
 import type { ClaimSet } from './claims.util.js';
 import { IssuedToken, type IssuedTokenType } from './issued-token.entity.js';
 
-/** A token record with its account, as one query returns them. */
-export type LiveRecord = IssuedToken & { account: Account };
+/** A live token record and its account, as one query returns them. */
+export interface LiveRecord {
+  record: IssuedToken;
+  account: AccountRecord;
+}
 
 /**
  * The record of a token whose signature and claims already checked out, if it is still live:
@@ -14,25 +17,25 @@ export type LiveRecord = IssuedToken & { account: Account };
  */
 export async function findLiveRecord(
   dataSource: DataSource,
+  accounts: AccountStore,
   claims: ClaimSet,
   kid: string,
   type: IssuedTokenType,
 ): Promise<LiveRecord | null> {
-  const row = (await dataSource.getRepository(IssuedToken).findOne({
+  const record = await dataSource.getRepository(IssuedToken).findOne({
     where: { jti: claims.jti },
-    relations: { account: true },
-  })) as LiveRecord | null;
-  const account = row?.account;
+    relations: accounts.relations,
+  });
+  const account = accounts.fromState(record?.account as AccountStateRow | undefined);
   const live =
-    row !== null &&
-    account !== undefined &&
+    record !== null &&
     account !== null &&
-    row.type === type &&
-    row.sub === claims.sub &&
-    row.kid === kid &&
-    row.exp === claims.exp &&
-    row.revokedAt === null &&
+    record.type === type &&
+    record.sub === claims.sub &&
+    record.kid === kid &&
+    record.exp === claims.exp &&
+    record.revokedAt === null &&
     !account.disabled &&
     claims.iat >= Math.floor(account.tokensValidAfter / 1000);
-  return live ? row : null;
+  return live ? { record, account } : null;
 }

@@ -1,7 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, IsNull, type Repository } from 'typeorm';
-import { Account } from '../accounts/account.entity.js';
+import type { Account } from '../accounts/account.entity.js';
+import type { AccountState } from '../accounts/account-state.entity.js';
+import { AccountStore } from '../accounts/account.store.js';
 import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
 import { retryOnConflict } from '../database/conflict-retry.js';
 import { AuditEvents } from '../events/audit-events.service.js';
@@ -25,7 +27,7 @@ import type { RevocationReason } from './token.types.js';
 export class TokenRevoker {
   private readonly tokens: Repository<IssuedToken>;
   private readonly families: Repository<TokenFamily>;
-  private readonly accounts: Repository<Account>;
+  private readonly accounts: Repository<Account | AccountState>;
 
   constructor(
     @InjectDataSource() dataSource: DataSource,
@@ -34,10 +36,11 @@ export class TokenRevoker {
     private readonly revocations: RevocationView,
     private readonly log: RevocationLog,
     private readonly events: AuditEvents,
+    accounts: AccountStore,
   ) {
     this.tokens = dataSource.getRepository(IssuedToken);
     this.families = dataSource.getRepository(TokenFamily);
-    this.accounts = dataSource.getRepository(Account);
+    this.accounts = accounts.states();
   }
 
   /**

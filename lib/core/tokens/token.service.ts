@@ -3,9 +3,8 @@ import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
 import { LockoutService } from '../lockout/lockout.service.js';
 import { RevocationLog } from '../revocation/revocation-log.service.js';
 import type { ResolvedTwoFactorAuthOptions } from '../options/two-factor-auth.options.js';
-import type { Account } from '../accounts/account.entity.js';
 import type { ClaimSet } from './claims.util.js';
-import { TokenIssuer } from './token-issuer.service.js';
+import { TokenIssuer, type IssueFor } from './token-issuer.service.js';
 import { TokenPruner } from './token-pruner.service.js';
 import { TokenRevoker } from './token-revoker.service.js';
 import type { RevocationReason, TokenPair } from './token.types.js';
@@ -29,12 +28,13 @@ export class TokenService {
   /**
    * Issues an access token and a refresh token for `account`, starting a new family
    * (a login). Both rows are committed before the tokens are returned. Pass the account as
-   * read when its factors were checked (with `tokenEpoch`): a revoke-all that lands between
-   * that check and the issue withdraws the new tokens.
+   * read when its factors were checked (the `AccountRecord` a login returns, with `tokenEpoch`
+   * and `row`): a revoke-all that lands between that check and the issue withdraws the new
+   * tokens. The `claims` option is applied to `row` (read now when not given).
    * @throws InvalidCredentialsError when the account was revoked, disabled or deleted meanwhile.
    */
 
-  issue(account: Pick<Account, 'id'> & Partial<Pick<Account, 'tokenEpoch'>>): Promise<TokenPair> {
+  issue(account: IssueFor): Promise<TokenPair> {
     return this.issuer.issue(account);
   }
 

@@ -9,8 +9,11 @@ export interface TokenPair {
   refresh_expires_in: number;
 }
 
-/** The authenticated principal a guarded route sees (`@CurrentAccount()`, `req.user`). */
-export interface AuthenticatedAccount {
+/**
+ * The authenticated principal a guarded route sees (`@CurrentAccount()`, `req.user`). Type the
+ * application's claims with the parameter: `@CurrentAccount() me: AuthenticatedAccount<{ roles: string[] }>`.
+ */
+export interface AuthenticatedAccount<TClaims extends object = Record<string, unknown>> {
   /** Account id (the token's `sub`). */
   id: string;
   username: string;
@@ -21,6 +24,8 @@ export interface AuthenticatedAccount {
   exp: number;
   /** The login the token descends from; revoking it revokes the whole family. */
   familyId: string;
+  /** The application's claims in the token (the `claims` option), read without any lookup. */
+  claims: Readonly<TClaims>;
 }
 
 /** Why a token was revoked; stored with the record. */

@@ -7,7 +7,9 @@ import {
   JoinColumn,
   type Relation,
 } from 'typeorm';
-import { Account } from '../accounts/account.entity.js';
+import type { Account } from '../accounts/account.entity.js';
+import { accountIdColumn } from '../accounts/account-entities.js';
+import { accountStateEntity, type AccountState } from '../accounts/account-state.entity.js';
 import { InstantColumn } from '../database/instant.column.js';
 
 /** A single-use recovery code of a TOTP account, stored as a keyed hash. */
@@ -17,12 +19,12 @@ export class RecoveryCode {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
 
-  @Column({ name: 'account_id', type: 'varchar', length: 36 })
+  @Column(accountIdColumn('account_id'))
   accountId!: string;
 
-  @ManyToOne(() => Account, { onDelete: 'CASCADE', nullable: false })
+  @ManyToOne(() => accountStateEntity(), { onDelete: 'CASCADE', nullable: false })
   @JoinColumn({ name: 'account_id', foreignKeyConstraintName: 'FK_tfa_recovery_codes_account' })
-  account?: Relation<Account>;
+  account?: Relation<Account | AccountState>;
 
   /** HMAC-SHA-256 of the normalised code, hex. */
   @Column({ name: 'code_hash', type: 'varchar', length: 64 })

@@ -7,7 +7,7 @@ import { LockoutService, type GuessOutcome } from '../../core/lockout/lockout.se
 import { SecretKey } from '../../core/secret-keys/secret-key.entity.js';
 import { SecretKeyService } from '../secret-keys/secret-key.service.js';
 import { TotpService } from '../totp/totp.service.js';
-import { Account } from '../../core/accounts/account.entity.js';
+import { AccountStore, type AccountRecord } from '../../core/accounts/account.store.js';
 import { PasswordHasher } from '../../core/passwords/password-hasher.service.js';
 import { normaliseUsername } from '../../core/accounts/username.util.js';
 
@@ -42,7 +42,7 @@ export class LoginService {
   private readonly logger = new Logger('TwoFactorAuth');
 
   constructor(
-    @InjectRepository(Account) private readonly accounts: Repository<Account>,
+    private readonly accounts: AccountStore,
     @InjectRepository(SecretKey) private readonly secretKeyRows: Repository<SecretKey>,
     private readonly hasher: PasswordHasher,
     private readonly secretKeys: SecretKeyService,
@@ -56,15 +56,15 @@ export class LoginService {
    * @throws InvalidCredentialsError for any wrong, missing or unknown factor or a disabled
    *         account; LockedError while the username is locked.
    */
-  async authenticate(credentials: LoginCredentials): Promise<Account> {
+  async authenticate(credentials: LoginCredentials): Promise<AccountRecord> {
     const { key } = normaliseUsername(credentials.username);
     const { account, secondFactor } = await this.lockout.attempt(key, async () => {
-      const found = await this.accounts.findOne({ where: { usernameKey: key } });
+      const found = await this.accounts.findByUsernameKey(key);
       return this.evaluate(key, found, credentials);
     });
     if (this.hasher.needsRehash(account.passwordHash)) {
       const passwordHash = await this.hasher.hash(credentials.password!);
-      await this.accounts.update({ id: account.id }, { passwordHash });
+      await this.accounts.setPasswordHash(account.id, passwordHash);
       this.logger.log(
         `Re-hashed the password of account ${account.id} with the current parameters`,
       );
@@ -80,8 +80,8 @@ export class LoginService {
    * @throws InvalidCredentialsError (the login failure) for any wrong or missing factor;
    *         LockedError while locked.
    */
-  async reauthenticate(accountId: string, factors: AccountFactors): Promise<Account> {
-    const account = await this.accounts.findOne({ where: { id: accountId } });
+  async reauthenticate(accountId: string, factors: AccountFactors): Promise<AccountRecord> {
+    const account = await this.accounts.findById(accountId);
     // A token of a vanished account: refused like any wrong factor (and nothing to count).
     const key = account?.usernameKey ?? `\0deleted:${accountId}`;
     const result = await this.lockout.attempt(key, async () =>
@@ -93,9 +93,9 @@ export class LoginService {
   /** Checks every factor against `account` (or dummies); spends a code only on full success. */
   private async evaluate(
     usernameKey: string,
-    account: Account | null,
+    account: AccountRecord | null,
     factors: AccountFactors,
-  ): Promise<GuessOutcome<{ account: Account; secondFactor: SecondFactorUsed }>> {
+  ): Promise<GuessOutcome<{ account: AccountRecord; secondFactor: SecondFactorUsed }>> {
     const [keyRow, totpRow] = account
       ? await Promise.all([
           this.secretKeyRows.findOne({ where: { accountId: account.id } }),

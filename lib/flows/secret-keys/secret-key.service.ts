@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { Account } from '../../core/accounts/account.entity.js';
+import { AccountStore } from '../../core/accounts/account.store.js';
 import { InjectRepository } from '@nestjs/typeorm';
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { EntityManager, Repository } from 'typeorm';
@@ -30,6 +30,7 @@ export class SecretKeyService {
     @InjectTwoFactorOptions() options: ResolvedTwoFactorAuthOptions,
     private readonly tokens: TokenService,
     private readonly events: AuditEvents,
+    private readonly accounts: AccountStore,
   ) {
     this.pepper = options.secretKeyPepper ?? DEFAULT_PEPPER;
     this.dummyHash = this.digest(randomBytes(SECRET_KEY_BYTES).toString('base64url'));
@@ -77,9 +78,7 @@ export class SecretKeyService {
    * user rotates their own key, call it only after re-authentication (`ReauthenticationGuard`).
    */
   async rotate(accountId: string): Promise<string> {
-    const account = await this.keys.manager
-      .getRepository(Account)
-      .findOne({ where: { id: accountId } });
+    const account = await this.accounts.findById(accountId);
     if (!account) throw new NotFoundError('No such account');
     if (account.secondFactor !== 'secret-key') {
       throw new ConflictError(

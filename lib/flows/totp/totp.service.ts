@@ -3,7 +3,9 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Secret, TOTP } from 'otpauth';
 import { DataSource, IsNull, LessThan, type Repository } from 'typeorm';
-import { Account } from '../../core/accounts/account.entity.js';
+import type { Account } from '../../core/accounts/account.entity.js';
+import type { AccountState } from '../../core/accounts/account-state.entity.js';
+import { AccountStore } from '../../core/accounts/account.store.js';
 import { InjectTwoFactorOptions } from '../../core/options/inject.decorators.js';
 import { AuditEvents } from '../../core/events/audit-events.service.js';
 import { SecretKey } from '../../core/secret-keys/secret-key.entity.js';
@@ -49,7 +51,7 @@ const RECOVERY_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
 export class TotpService {
   private readonly credentials: Repository<TotpCredential>;
   private readonly recovery: Repository<RecoveryCode>;
-  private readonly accounts: Repository<Account>;
+  private readonly states: Repository<Account | AccountState>;
   private readonly cipher: TotpCipher | null;
   private readonly totp: ResolvedTotpOptions | false;
 
@@ -60,10 +62,11 @@ export class TotpService {
     private readonly events: AuditEvents,
     private readonly tokens: TokenService,
     private readonly lockout: LockoutService,
+    private readonly accounts: AccountStore,
   ) {
     this.credentials = dataSource.getRepository(TotpCredential);
     this.recovery = dataSource.getRepository(RecoveryCode);
-    this.accounts = dataSource.getRepository(Account);
+    this.states = accounts.states();
     this.totp = options.totp;
     this.cipher = options.totp ? new TotpCipher(options.totp.encryptionKeys) : null;
   }
@@ -81,7 +84,7 @@ export class TotpService {
    */
   async begin(accountId: string): Promise<TotpEnrolment> {
     const totp = this.settings();
-    const account = await this.accounts.findOne({ where: { id: accountId } });
+    const account = await this.accounts.findById(accountId);
     if (!account) throw new NotFoundError('No such account');
     if (account.secondFactor === 'totp') throw new ConflictError('TOTP is already enabled');
     const secret = new Secret({ size: 20 });
@@ -112,7 +115,7 @@ export class TotpService {
     const totp = this.settings();
     const [row, account] = await Promise.all([
       this.credentials.findOne({ where: { accountId, status: 'pending' } }),
-      this.accounts.findOne({ where: { id: accountId } }),
+      this.accounts.findById(accountId),
     ]);
     if (row && row.createdAt + totp.enrolmentTtl * 1000 <= Date.now()) {
       await this.credentials.delete({ id: row.id, status: 'pending' });
@@ -126,7 +129,7 @@ export class TotpService {
       return ok ? { ok: true, value: step } : { ok: false };
     });
     await this.credentials.update({ id: row.id }, { status: 'active' });
-    await this.accounts.update({ id: accountId }, { secondFactor: 'totp', updatedAt: Date.now() });
+    await this.states.update({ id: accountId }, { secondFactor: 'totp', updatedAt: Date.now() });
     await this.credentials.manager.getRepository(SecretKey).delete({ accountId });
     const codes = await this.replaceRecoveryCodes(accountId);
     // A change of factor ends every session, this one included (ASVS 7.4.3).
@@ -143,7 +146,7 @@ export class TotpService {
   async disable(accountId: string): Promise<string> {
     if (!(await this.activeCredential(accountId))) throw notEnabled();
     // The new key first: if anything fails after it, the account still has a usable factor.
-    await this.accounts.update(
+    await this.states.update(
       { id: accountId },
       { secondFactor: 'secret-key', updatedAt: Date.now() },
     );

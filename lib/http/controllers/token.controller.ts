@@ -23,7 +23,7 @@ import {
   ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
 } from '../common/swagger.decorators.js';
-import type { Account } from '../../core/accounts/account.entity.js';
+import type { AccountRecord } from '../../core/accounts/account.store.js';
 import { isEmptyBody } from '../common/http-basic.util.js';
 import { validateBody } from '../common/validate-body.util.js';
 import { TwoFactorExceptionFilter } from '../errors/two-factor-exception.filter.js';
@@ -91,7 +91,7 @@ export class TokenRoutes {
     type: ErrorResponseDto,
   })
   @applyAll(...ERRORS)
-  token(@CurrentAccount() account: Account): Promise<TokenPair> {
+  token(@CurrentAccount() account: AccountRecord): Promise<TokenPair> {
     return this.tokens.issue(account);
   }
 

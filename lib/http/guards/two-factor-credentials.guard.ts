@@ -1,6 +1,6 @@
 import { Injectable, Optional, type ExecutionContext } from '@nestjs/common';
 import { AuthGuard } from '@nestjs/passport';
-import type { Account } from '../../core/accounts/account.entity.js';
+import type { AccountRecord } from '../../core/accounts/account.store.js';
 import { invalidCredentials, setRetryAfter } from '../common/http.util.js';
 import { asHttpError } from '../errors/error-mapping.js';
 import { TwoFactorStrategy } from '../strategies/two-factor.strategy.js';
@@ -9,7 +9,7 @@ import { authenticateWith } from './passport-authenticate.util.js';
 
 /**
  * Runs the credentials strategy (username + password + second factor): for applications that
- * write their own token route. On success `req.user` is the `Account`; every failure is the
+ * write their own token route. On success `req.user` is the `AccountRecord`; every failure is the
  * same `401`, a locked username `429` with `Retry-After`, malformed input `400`.
  */
 @Injectable()
@@ -26,12 +26,12 @@ export class TwoFactorCredentialsGuard extends AuthGuard(TWO_FACTOR_STRATEGY) {
       request,
       http.getResponse(),
       (err, user, info, status) =>
-        this.handleRequest(err, user as Account | false, info, context, status),
+        this.handleRequest(err, user as AccountRecord | false, info, context, status),
     );
     return true;
   }
 
-  override handleRequest<TUser = Account>(
+  override handleRequest<TUser = AccountRecord>(
     raised: unknown,
     user: TUser | false,
     _info: unknown,
