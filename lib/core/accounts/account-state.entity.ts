@@ -1,12 +1,4 @@
-import {
-  Entity,
-  Column,
-  OneToOne,
-  JoinColumn,
-  PrimaryColumn,
-  type PrimaryColumnOptions,
-  type Relation,
-} from 'typeorm';
+import { Entity, Column, OneToOne, JoinColumn, type Relation } from 'typeorm';
 import { InstantColumn } from '../database/instant.column.js';
 import { Account, type SecondFactorKind } from './account.entity.js';
 import { accountIdColumn, accountsEntity, ownAccounts } from './account-entities.js';
@@ -19,8 +11,11 @@ import { accountIdColumn, accountsEntity, ownAccounts } from './account-entities
  */
 @Entity({ name: 'tfa_account_states' })
 export class AccountState {
-  /** The account's id, as the application's table holds it. */
-  @PrimaryColumn(accountIdColumn('account_id') as PrimaryColumnOptions)
+  /**
+   * The account's id, as the application's table holds it. (`@Column` with `primary`: the
+   * `@PrimaryColumn` decorator copies its options at once, before the type is known.)
+   */
+  @Column(accountIdColumn('account_id', { primary: true }))
   id!: string;
 
   @OneToOne(() => accountsEntity(), { onDelete: 'CASCADE', nullable: false })

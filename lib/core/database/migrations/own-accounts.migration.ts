@@ -7,6 +7,7 @@ import {
   type TableColumnOptions,
 } from 'typeorm';
 import { ownAccounts } from '../../accounts/account-entities.js';
+import { AccountState } from '../../accounts/account-state.entity.js';
 import { columnsFor, dialectOf } from '../dialect.js';
 
 /** The tables whose `account_id` references `tfa_account_states`. */
@@ -41,20 +42,20 @@ export class TwoFactorAuthOwnAccounts1767225600000 implements MigrationInterface
       throw new Error(`nestjs-rest-2fa: ${users.name} has no column "${own.fields.id}"`);
     const c = columnsFor(queryRunner);
     const id = (name: string): TableColumnOptions => c.varchar(name, 36);
-    // The application's id type (integer, uuid, varchar…), without what makes it a primary key.
-    const accountId = (extra: Partial<TableColumnOptions> = {}): TableColumnOptions => {
-      const driver = queryRunner.connection.driver;
-      return {
-        name: 'account_id',
-        type: driver.normalizeType(idColumn),
-        length: driver.getColumnLength(idColumn) || undefined,
-        unsigned: idColumn.unsigned,
-        charset: idColumn.charset,
-        collation: idColumn.collation,
-        isNullable: false,
-        ...extra,
-      };
-    };
+    // `account_id` exactly as the entities declare it: the application's id type (integer,
+    // uuid, varchar…), as TypeORM maps it for this database, so the foreign keys hold.
+    const stateId = queryRunner.connection
+      .getMetadata(AccountState)
+      .findColumnWithPropertyName('id')!;
+    const driver = queryRunner.connection.driver;
+    const accountId = (extra: Partial<TableColumnOptions> = {}): TableColumnOptions => ({
+      name: 'account_id',
+      type: driver.normalizeType(stateId),
+      length: driver.getColumnLength(stateId) || undefined,
+      unsigned: stateId.unsigned,
+      isNullable: false,
+      ...extra,
+    });
     const toStates = (table: string) =>
       new TableForeignKey({
         name: `FK_${table}_account`,
