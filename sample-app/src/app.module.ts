@@ -8,8 +8,11 @@ import type { Redis } from 'ioredis';
 import {
   JwtTwoFactorGuard,
   TwoFactorAuthModule,
+  type Account,
   type TwoFactorAuthModuleOptions,
 } from 'nestjs-rest-2fa';
+import { AdminController } from './admin/admin.controller.js';
+import type { SampleClaims } from './admin/roles.guard.js';
 import { AccountsController } from './accounts/accounts.controller.js';
 import { APP_CONFIG } from './config/app-config.token.js';
 import type { AppConfig } from './config/app.config.js';
@@ -62,7 +65,13 @@ export class AppModule {
         TerminusModule,
         EventEmitterModule.forRoot({ wildcard: true, delimiter: '.' }),
       ],
-      controllers: [AccountsController, MeController, TotpController, HealthController],
+      controllers: [
+        AccountsController,
+        MeController,
+        TotpController,
+        HealthController,
+        AdminController,
+      ],
       // Every route needs a token unless it is marked @Public().
       providers: [{ provide: APP_GUARD, useClass: JwtTwoFactorGuard }, AuditLogListener],
     };
@@ -89,5 +98,10 @@ export function twoFactorOptions(c: AppConfig, redis?: Redis): TwoFactorAuthModu
     redis,
     totp: encryptionKeys ? { encryptionKeys, enrolmentTtl: c.totpEnrolmentTtl } : false,
     introspection: c.introspectionClients.length > 0 ? { clients: c.introspectionClients } : false,
+    // Roles travel in the access token: the roles guard reads them without a lookup, and a
+    // change shows at the next refresh.
+    claims: (account: Account): SampleClaims => ({
+      roles: c.adminUsernames.includes(account.usernameKey) ? ['user', 'admin'] : ['user'],
+    }),
   };
 }

@@ -90,6 +90,26 @@ describe('option validation', () => {
     expect(() =>
       resolveTwoFactorAuthOptions({ ...base, password: { minLength: 100, maxLength: 64 } }),
     ).toThrow('password.maxLength');
+    expect(() =>
+      resolveTwoFactorAuthOptions({ ...base, usernames: { minLength: 10, maxLength: 9 } }),
+    ).toThrow('usernames.maxLength');
+  });
+
+  it('takes usernames.validate and claims as functions only, and accounts never from a factory', () => {
+    expect(() =>
+      resolveTwoFactorAuthOptions({ ...base, usernames: { validate: 'email' } }),
+    ).toThrow('option "usernames.validate" must be a function.');
+    expect(() => resolveTwoFactorAuthOptions({ ...base, claims: { roles: [] } })).toThrow(
+      'option "claims" must be a function of the account.',
+    );
+    expect(() => resolveTwoFactorAuthOptions({ ...base, accounts: {} })).toThrow(
+      'option "accounts" decides which controllers and providers exist',
+    );
+    const validate = (name: string) => (name.includes('@') ? null : 'must be an email');
+    const claims = () => ({ roles: [] });
+    expect(resolveTwoFactorAuthOptions({ ...base, usernames: { validate }, claims })).toMatchObject(
+      { usernames: { minLength: 3, maxLength: 254, validate }, claims },
+    );
   });
 
   it('fills in the defaults of every group', () => {
@@ -101,6 +121,8 @@ describe('option validation', () => {
       throttle: { limit: 20, ttl: 60 },
       totp: false,
       introspection: false,
+      usernames: { minLength: 3, maxLength: 254 },
+      claims: undefined,
     });
   });
 });

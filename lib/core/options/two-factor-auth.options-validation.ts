@@ -98,7 +98,7 @@ export const TWO_FACTOR_AUTH_BOUNDS = Object.freeze({
   /** Bytes of `secretKeyPepper`; characters of an introspection client secret. */
   secretKeyPepper: { min: 32 },
   introspectionSecret: { min: 32 },
-  usernames: { minLength: { min: 1, max: 254 }, maxLength: { min: 1, max: 254 } },
+  usernames: { minLength: { min: 1, max: 254 }, maxLength: { min: 3, max: 254 } },
 } as const);
 const B = TWO_FACTOR_AUTH_BOUNDS;
 const TOP_LEVEL = [

@@ -291,8 +291,8 @@ export interface TwoFactorUsernameOptions {
   validate?: (username: string) => string | null;
 }
 
-/** Extra claims an application adds to access tokens (`claims` option). */
-export type TwoFactorClaims = Record<string, unknown>;
+/** Extra claims an application adds to access tokens (`claims` option): a plain JSON object. */
+export type TwoFactorClaims = object;
 
 /** Options of `TwoFactorAuthModule.forRoot()` and of the factory in `forRootAsync()`. */
 export interface TwoFactorAuthModuleOptions {

@@ -7,12 +7,13 @@ import {
   IsString,
   Matches,
   Max,
+  MaxLength,
   Min,
   MinLength,
   validateSync,
 } from 'class-validator';
 import { join } from 'node:path';
-import { TWO_FACTOR_AUTH_BOUNDS } from 'nestjs-rest-2fa';
+import { normaliseUsername, TWO_FACTOR_AUTH_BOUNDS } from 'nestjs-rest-2fa';
 import { DEFAULT_DATA_DIR } from './paths.js';
 import { parseTrustProxy, type TrustProxy } from './trust-proxy.js';
 
@@ -145,6 +146,11 @@ class EnvironmentVariables {
       'INTROSPECTION_CLIENTS must be id:secret[,id:secret…] with secrets of at least 32 characters',
   })
   INTROSPECTION_CLIENTS?: string;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(10_000)
+  ADMIN_USERNAMES?: string;
 }
 
 /** The names of every variable the sample app reads. */
@@ -174,6 +180,7 @@ export const ENVIRONMENT_VARIABLES = [
   'TOTP_ENROLMENT_TTL',
   'TOTP_ENCRYPTION_KEYS',
   'INTROSPECTION_CLIENTS',
+  'ADMIN_USERNAMES',
 ] as const;
 
 type EnvironmentVariable = (typeof ENVIRONMENT_VARIABLES)[number];
@@ -186,6 +193,7 @@ type EnvironmentVariable = (typeof ENVIRONMENT_VARIABLES)[number];
  */
 const SHOWN_VARIABLES: ReadonlySet<string> = new Set<EnvironmentVariable>([
   'NODE_ENV',
+  'ADMIN_USERNAMES',
   'PORT',
   'JWT_KEYS_FILE',
   'JWT_ISSUER',
@@ -247,6 +255,8 @@ export interface AppConfig {
   /** Seconds a started TOTP enrolment stays pending. */
   totpEnrolmentTtl: number;
   introspectionClients: { id: string; secret: string }[];
+  /** Normalised usernames whose tokens carry the `admin` role. */
+  adminUsernames: string[];
 }
 
 /** Thrown when an environment variable is malformed; the message names it. */
@@ -330,6 +340,10 @@ export function loadAppConfig(env: Record<string, string | undefined>): AppConfi
     totpEncryptionKeys: pairs(vars.TOTP_ENCRYPTION_KEYS).map(([id, key]) => ({ id, key })),
     totpEnrolmentTtl: vars.TOTP_ENROLMENT_TTL ?? 600,
     introspectionClients: pairs(vars.INTROSPECTION_CLIENTS).map(([id, secret]) => ({ id, secret })),
+    adminUsernames: (vars.ADMIN_USERNAMES ?? '')
+      .split(',')
+      .map((name) => normaliseUsername(name).key)
+      .filter((key) => key !== ''),
   };
 }
 
