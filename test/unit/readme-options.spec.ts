@@ -57,6 +57,13 @@ describe('README options table', () => {
       'totp.encryptionKeys',
       'totp.issuer',
       'introspection.clients',
+      'usernames.validate',
+      'claims',
+      'accounts.entity',
+      'accounts.fields.id',
+      'accounts.fields.username',
+      'accounts.fields.passwordHash',
+      'accounts.fields.disabled',
     ]);
     for (const name of Object.keys(rows))
       expect({ name, known: known.has(name) }).toEqual({ name, known: true });
