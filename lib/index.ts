@@ -37,6 +37,7 @@ export {
   TWO_FACTOR_AUTH_MIGRATIONS,
   twoFactorAuthSchema,
   type TwoFactorAuthSchema,
+  type TwoFactorAuthSchemaOptions,
 } from './core/database/schema.js';
 export { AccountState } from './core/accounts/account-state.entity.js';
 export type { AccountRecord } from './core/accounts/account.store.js';

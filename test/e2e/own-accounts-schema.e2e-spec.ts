@@ -1,4 +1,13 @@
-import { Column, DataSource, Entity, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
+import {
+  Column,
+  DataSource,
+  Entity,
+  PrimaryColumn,
+  PrimaryGeneratedColumn,
+  Table,
+  type MigrationInterface,
+  type QueryRunner,
+} from 'typeorm';
 import { twoFactorAuthSchema, type TwoFactorEntityClass } from 'nestjs-rest-2fa';
 import { resetAccounts } from '../../lib/core/accounts/account-entities.js';
 import { createTestDatabase, databases, type TestDatabase } from '../support/servers.js';
@@ -37,6 +46,31 @@ class StringUser {
   name!: string;
   @Column({ type: 'varchar', length: 255 })
   secret!: string;
+}
+
+/** An application's own migration of its users table, dated after the module's default. */
+class CreateIntegerUsers1790000000000 implements MigrationInterface {
+  async up(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.createTable(
+      new Table({
+        name: 'app_users_int',
+        columns: [
+          {
+            name: 'id',
+            type: 'integer',
+            isPrimary: true,
+            isGenerated: true,
+            generationStrategy: 'increment',
+          },
+          { name: 'email', type: 'varchar', length: '254', isUnique: true },
+          { name: 'password_hash', type: 'varchar', length: '255' },
+        ],
+      }),
+    );
+  }
+  async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.dropTable('app_users_int');
+  }
 }
 
 const APPS: [string, TwoFactorEntityClass, Record<string, string>][] = [
@@ -91,4 +125,34 @@ describe.each(databases())('the module beside an own users table, on %s', (kind)
       }
     },
   );
+
+  it('runs after a users migration dated later when told to, and says what to do when not', async () => {
+    database = await createTestDatabase(kind);
+    const base = dataSourceOptionsFor(kind, database.url);
+    const run = async (schema: ReturnType<typeof twoFactorAuthSchema>) => {
+      const source = new DataSource({
+        ...base,
+        entities: [IntegerUser, ...schema.entities],
+        migrations: [CreateIntegerUsers1790000000000, ...schema.migrations],
+      });
+      await source.initialize();
+      try {
+        return (await source.runMigrations({ transaction: 'each' })).map((m) => m.name);
+      } finally {
+        await source.destroy();
+      }
+    };
+    const accounts = { entity: IntegerUser, fields: { username: 'email' } };
+    await expect(run(twoFactorAuthSchema(accounts))).rejects.toThrow(
+      'the table "app_users_int" of IntegerUser does not exist yet',
+    );
+    expect(() => twoFactorAuthSchema(accounts, { migrationTimestamp: 17900 })).toThrow(
+      'option "migrationTimestamp" must be epoch milliseconds of 13 digits',
+    );
+    const later = twoFactorAuthSchema(accounts, { migrationTimestamp: 1790000000001 });
+    expect(await run(later)).toEqual([
+      'CreateIntegerUsers1790000000000',
+      'TwoFactorAuthOwnAccounts1790000000001',
+    ]);
+  });
 });

@@ -13,6 +13,7 @@ import { TwoFactorAuthTotp1764288000000 } from './migrations/totp.migration.js';
 import { TwoFactorAuthOwnAccounts1767225600000 } from './migrations/own-accounts.migration.js';
 import { AccountState } from '../accounts/account-state.entity.js';
 import { configureAccounts } from '../accounts/account-entities.js';
+import { TwoFactorAuthConfigError } from '../options/two-factor-auth.options-validation.js';
 import type { MigrationInterface } from 'typeorm';
 import type {
   TwoFactorAccountsOptions,
@@ -61,21 +62,51 @@ export interface TwoFactorAuthSchema {
   migrations: (new () => MigrationInterface)[];
 }
 
+/** Options of `twoFactorAuthSchema`. */
+export interface TwoFactorAuthSchemaOptions {
+  /**
+   * The timestamp (epoch milliseconds, 13 digits) that ends the migration's name. TypeORM runs
+   * migrations in timestamp order, so it must come after the migration that creates your users
+   * table: write down `Date.now()` once, as a number, when you add the module, and never change
+   * it (the migrations table records the name).
+   * @default 1767225600000 (2026-01-01)
+   */
+  migrationTimestamp?: number;
+}
+
+/** When the own-users migration runs unless told otherwise. */
+const OWN_ACCOUNTS_TIMESTAMP = 1767225600000;
+
 /**
  * The module's schema for an application that keeps its own users table: the entities (no
- * `Account`; `AccountState` instead) and the migrations that create the module's tables keyed
+ * `Account`; `AccountState` instead) and the migration that creates the module's tables keyed
  * on the application's account id, with foreign keys to its table. Pass the same `accounts`
  * as to `TwoFactorAuthModule.forRoot({ accounts })`; calling this in the file that builds the
  * DataSource also serves the TypeORM CLI, which never loads the Nest module.
- * @throws TwoFactorAuthConfigError naming a field of `accounts` that is wrong.
+ * @throws TwoFactorAuthConfigError naming a field of `accounts`, or a bad `migrationTimestamp`.
  * @example
- * const schema = twoFactorAuthSchema(accounts);
- * new DataSource({ entities: [User, ...schema.entities], migrations: [CreateUsers, ...schema.migrations] });
+ * const schema = twoFactorAuthSchema(accounts, { migrationTimestamp: 1796169600000 });
+ * new DataSource({ entities: [User, ...schema.entities], migrations: [CreateUsers1790000000000, ...schema.migrations] });
  */
-export function twoFactorAuthSchema(accounts: TwoFactorAccountsOptions): TwoFactorAuthSchema {
+export function twoFactorAuthSchema(
+  accounts: TwoFactorAccountsOptions,
+  { migrationTimestamp = OWN_ACCOUNTS_TIMESTAMP }: TwoFactorAuthSchemaOptions = {},
+): TwoFactorAuthSchema {
+  if (
+    !Number.isSafeInteger(migrationTimestamp) ||
+    migrationTimestamp < 1e12 ||
+    migrationTimestamp >= 1e13
+  ) {
+    throw new TwoFactorAuthConfigError(
+      'migrationTimestamp',
+      'must be epoch milliseconds of 13 digits, such as Date.now() written down once.',
+    );
+  }
   configureAccounts(accounts);
-  return {
-    entities: twoFactorAuthEntities(accounts),
-    migrations: [TwoFactorAuthOwnAccounts1767225600000],
+  const name = `TwoFactorAuthOwnAccounts${migrationTimestamp}`;
+  const migration = class extends TwoFactorAuthOwnAccounts1767225600000 {
+    override name = name;
   };
+  Object.defineProperty(migration, 'name', { value: name });
+  return { entities: twoFactorAuthEntities(accounts), migrations: [migration] };
 }

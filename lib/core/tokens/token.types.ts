@@ -16,6 +16,10 @@ export interface TokenPair {
 export interface AuthenticatedAccount<TClaims extends object = Record<string, unknown>> {
   /** Account id (the token's `sub`). */
   id: string;
+  /**
+   * The login name when this instance first saw the token (a rename shows in the principal of
+   * tokens issued after it; `id` never changes).
+   */
   username: string;
   /** Id of the access token used. */
   jti: string;

@@ -105,6 +105,8 @@ export class AccountService {
    * returned in plain text (show it to its owner once; only a hash is stored). Pass the
    * `manager` of the transaction that creates the user, so that the user and their key exist
    * together or not at all.
+   * The `account.enrolled` event is emitted when this returns, before your transaction
+   * commits: a listener that must not see rolled-back enrolments should check the account.
    * @throws NotFoundError when the table has no such account (in that transaction);
    *         ConflictError when it already has a second factor.
    */

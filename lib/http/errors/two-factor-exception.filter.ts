@@ -8,6 +8,7 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { TwoFactorAuthError } from '../../core/errors.js';
+import { TwoFactorAuthConfigError } from '../../core/options/two-factor-auth.options-validation.js';
 import { toHttpException } from './error-mapping.js';
 import { setResponseHeader, setRetryAfter } from '../common/http.util.js';
 
@@ -21,8 +22,9 @@ const CLIENT_ERRORS: Record<number, [string, string]> = {
 /**
  * On the module's routes (and, if the application wants it, globally): the core's errors
  * become their one HTTP answer; HTTP errors pass through as they are; client errors raised by the body parser or the adapter keep their 4xx
- * status with a generic message; anything else (a database that is down, a driver error)
- * becomes `503` with `Retry-After`. No message of a library or a driver reaches the client.
+ * status with a generic message; a configuration error of the application (a `claims` hook
+ * that breaks the rules) becomes `500`; anything else (a database that is down, a driver
+ * error) becomes `503` with `Retry-After`. No message of a library or a driver reaches the client.
  */
 @Catch()
 export class TwoFactorExceptionFilter implements ExceptionFilter {
@@ -61,6 +63,21 @@ export class TwoFactorExceptionFilter implements ExceptionFilter {
     if (typeof status === 'number' && status >= 400 && status < 500) {
       const [error, message] = CLIENT_ERRORS[status] ?? ['Bad Request', 'Bad request'];
       httpAdapter.reply(response, { statusCode: status, message, error }, status);
+      return;
+    }
+    if (exception instanceof TwoFactorAuthConfigError) {
+      // The application's own mistake (a `claims` hook that returns `sub`, say): retrying will
+      // not help, so no 503. The log says what to fix; the client learns nothing of it.
+      this.logger.error(`Request failed: ${exception.message}`);
+      httpAdapter.reply(
+        response,
+        {
+          statusCode: HttpStatus.INTERNAL_SERVER_ERROR,
+          message: 'Internal server error',
+          error: 'Internal Server Error',
+        },
+        HttpStatus.INTERNAL_SERVER_ERROR,
+      );
       return;
     }
     this.logger.error(`Request failed: ${(exception as Error)?.message ?? String(exception)}`);

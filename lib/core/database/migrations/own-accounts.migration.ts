@@ -40,6 +40,11 @@ export class TwoFactorAuthOwnAccounts1767225600000 implements MigrationInterface
     const idColumn = users.findColumnWithPropertyName(own.fields.id);
     if (!idColumn)
       throw new Error(`nestjs-rest-2fa: ${users.name} has no column "${own.fields.id}"`);
+    if (!(await queryRunner.hasTable(users.tablePath))) {
+      throw new Error(
+        `nestjs-rest-2fa: the table "${users.tablePath}" of ${users.name} does not exist yet. TypeORM runs migrations in the order of the timestamps that end their names, and ${this.name} comes before the one that creates it: give it a later one with twoFactorAuthSchema(accounts, { migrationTimestamp: Date.now() }) (written down once, as a number, never changed), or create the table first.`,
+      );
+    }
     const c = columnsFor(queryRunner);
     const id = (name: string): TableColumnOptions => c.varchar(name, 36);
     // `account_id` exactly as the entities declare it: the application's id type (integer,
