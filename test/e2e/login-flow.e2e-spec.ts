@@ -1,4 +1,4 @@
-import { createLocalJWKSet, jwtVerify, decodeProtectedHeader } from 'jose';
+import { createLocalJWKSet, jwtVerify, decodeJwt, decodeProtectedHeader } from 'jose';
 import { setups } from '../support/servers.js';
 import {
   createSuiteEnvironment,
@@ -125,8 +125,11 @@ describe.each(setups())('login flow on %s with %s', (kind, adapter) => {
       nbf: expect.any(Number),
       exp: (payload.iat as number) + 900,
       jti: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      // The sample app's own claim (the `claims` option); the refresh token carries none.
+      roles: ['user'],
     });
     expect(decodeProtectedHeader(pair.refresh_token).typ).toBe('rt+jwt');
+    expect(decodeJwt(pair.refresh_token).roles).toBeUndefined();
   });
 
   it('refuses a tampered token with 401 and WWW-Authenticate', async () => {
