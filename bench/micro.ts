@@ -7,10 +7,9 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { DataSource } from 'typeorm';
 import { KeyRing } from '../lib/core/keys/key-ring.js';
 import { AccessTokenVerifier } from '../lib/core/tokens/access-token.verifier.js';
-import { AccountStore } from '../lib/core/accounts/account.store.js';
+import { TokenRecords, type LiveRecord } from '../lib/core/tokens/token-records.js';
 import { RevocationView } from '../lib/core/revocation/revocation-view.service.js';
 import type { RevocationLog } from '../lib/core/revocation/revocation-log.service.js';
 import { resolveTwoFactorAuthOptions } from '../lib/core/options/two-factor-auth.options-validation.js';
@@ -81,7 +80,7 @@ function benchAlgorithms(ms: number): MicroResults['algorithms'] {
 }
 
 /**
- * The real RevocationView and AccessTokenVerifier over a stand-in DataSource: the view's sync
+ * The real RevocationView and AccessTokenVerifier over stand-in token records: the view's sync
  * finds nothing new, and the token's record is "found" once, on first sight, as in the app.
  */
 async function benchRevocation(ms: number, largeView: number): Promise<MicroResults['revocation']> {
@@ -94,14 +93,10 @@ async function benchRevocation(ms: number, largeView: number): Promise<MicroResu
   const ring = KeyRing.fromJwks([jwk]);
   const payload = claims();
   const token = ring.sign(ACCESS_TOKEN_TYP, payload);
-  const row = {
-    jti: payload.jti,
-    type: 'access',
-    sub: payload.sub,
-    kid: jwk.kid,
-    exp: payload.exp,
-    revokedAt: null,
+  // The record "found" on first sight, as the app's one query returns it.
+  const live: LiveRecord = {
     familyId: randomUUID(),
+    aud: null,
     account: {
       id: payload.sub,
       username: 'bench-user',
@@ -110,9 +105,7 @@ async function benchRevocation(ms: number, largeView: number): Promise<MicroResu
       tokenEpoch: 0,
     },
   };
-  const dataSource = {
-    getRepository: () => ({ find: async () => [], findOne: async () => row }),
-  } as unknown as DataSource;
+  const records = { live: async () => live } as unknown as TokenRecords;
   const log = {
     now: async () => Date.now(),
     since: async () => ({ tokens: [], accounts: [] }),
@@ -127,13 +120,7 @@ async function benchRevocation(ms: number, largeView: number): Promise<MicroResu
       tokens: Array.from({ length: size }, (): [string, number] => [randomUUID(), exp]),
       accounts: [],
     });
-    const verifier = new AccessTokenVerifier(
-      dataSource,
-      options,
-      ring,
-      view,
-      new AccountStore(dataSource),
-    );
+    const verifier = new AccessTokenVerifier(options, ring, view, records);
     const first = await verifier.decide(token);
     if (first.outcome !== 'accepted' || verifier.decide(token) !== first) {
       throw new Error('the stand-in verifier did not accept its token');

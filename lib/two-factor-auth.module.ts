@@ -31,6 +31,7 @@ import { IntrospectionRoutes } from './http/controllers/introspection.controller
 import { IntrospectionService } from './core/tokens/introspection.service.js';
 import { TokenService } from './core/tokens/token.service.js';
 import { TokenIssuer } from './core/tokens/token-issuer.service.js';
+import { TokenRecords } from './core/tokens/token-records.js';
 import { TokenRevoker } from './core/tokens/token-revoker.service.js';
 import { TokenPruner } from './core/tokens/token-pruner.service.js';
 import { PruneSchedule } from './core/tokens/prune.schedule.js';
@@ -139,6 +140,7 @@ const INTERNAL: Provider[] = [
   RevocationLog,
   RevocationView,
   AccessTokenVerifier,
+  TokenRecords,
   TokenIssuer,
   TokenRevoker,
   TokenPruner,

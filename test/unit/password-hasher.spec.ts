@@ -8,14 +8,37 @@ const fixtures = JSON.parse(readFileSync('test/fixtures/argon2-phc.json', 'utf8'
 };
 const [owasp, unicode, oldParameters, argon2i] = fixtures.hashes;
 
+const made: PasswordHasher[] = [];
+
 function hasher(password: Partial<ResolvedTwoFactorAuthOptions['password']> = {}): PasswordHasher {
   const options = {
     password: { memoryCost: 19456, timeCost: 2, parallelism: 1, concurrency: 1, ...password },
   } as ResolvedTwoFactorAuthOptions;
-  return new PasswordHasher(options);
+  const created = new PasswordHasher(options);
+  made.push(created);
+  return created;
 }
 
 describe('PasswordHasher', () => {
+  // The hashing threads end with the application; here, with the suite.
+  afterAll(() => Promise.all(made.map((h) => h.onApplicationShutdown())));
+
+  it('spends a full hash on a stored value that is no argon2 hash, and refuses it', async () => {
+    const passwords = hasher();
+    await passwords.onModuleInit();
+    const real = await passwords.hash('a password');
+    const time = async (hash: string | null) => {
+      const start = performance.now();
+      expect(await passwords.verify(hash, 'a password')).toBe(hash === real);
+      return performance.now() - start;
+    };
+    const argon = await time(real);
+    // A bcrypt hash (an application's legacy users), an empty column, no account at all.
+    for (const other of ['$2b$10$abcdefghijklmnopqrstuu5a6S9D3n0oA0nQn2a2dG0fh1P0/xYp6', '', null]) {
+      expect(await time(other)).toBeGreaterThan(argon / 3);
+    }
+  });
+
   it('verifies every hash stored by the previous hasher (node-argon2)', async () => {
     const passwords = hasher();
     for (const { password, hash } of fixtures.hashes) {

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager, type ObjectLiteral, type Repository } from 'typeorm';
 import { isUniqueViolation } from '../database/dialect.js';
+import { bool, num, RawQuery, str, type RawRow } from '../database/raw-query.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import { Account, type SecondFactorKind } from './account.entity.js';
 import type { TwoFactorEntityClass } from '../options/two-factor-auth.options.js';
@@ -27,6 +28,21 @@ export interface AccountRecord {
   row: object;
 }
 
+/** What the hot paths read of an account beside a token record or a family. */
+export interface AccountMarks {
+  id: string;
+  username: string;
+  disabled: boolean;
+  tokenEpoch: number;
+  tokensValidAfter: number;
+}
+
+/** SQL that joins the account of a row with an `account_id` column, columns aliased `acc_*`. */
+export interface AccountJoin {
+  join: string;
+  columns: string;
+}
+
 /** A row of the per-account state: `Account` itself, or `AccountState` with its app account. */
 export type AccountStateRow = Account | (AccountState & { account?: object });
 
@@ -45,9 +61,56 @@ export class AccountStore {
   /** Loads the account of a token record or family (`relations` of a find). */
   readonly relations: AccountRelations;
 
+  private readonly joinSql: (alias: string) => AccountJoin;
+  private readonly idKind: 'integer' | 'uuid' | 'string';
+
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {
     this.own = ownAccounts();
     this.relations = { account: this.own ? { account: true } : true };
+    this.joinSql = this.own ? this.ownJoin(this.own) : defaultJoin;
+    this.idKind = this.own ? idKindOf(dataSource) : 'string';
+  }
+
+  /**
+   * The LEFT JOIN that brings the account of `<alias>.account_id` into a hand-written SELECT
+   * (see `RawQuery`), for `fromJoin`: one query on the hot paths, whichever table holds it.
+   */
+  accountJoin(alias: string): AccountJoin {
+    return this.joinSql(alias);
+  }
+
+  /** The account of a row selected with `accountJoin`, or `null` when it is gone. */
+  fromJoin(row: RawRow): AccountMarks | null {
+    const id = str(row.acc_id);
+    if (id === null) return null;
+    return {
+      id,
+      username: str(row.acc_username) ?? '',
+      disabled: bool(row.acc_disabled),
+      tokenEpoch: num(row.acc_epoch),
+      tokensValidAfter: num(row.acc_valid_after),
+    };
+  }
+
+  private ownJoin(own: ResolvedAccounts): (alias: string) => AccountJoin {
+    const raw = new RawQuery(this.dataSource);
+    const users = this.dataSource.getMetadata(own.entity);
+    const column = (property: string) =>
+      `accu.${raw.escape(users.findColumnWithPropertyName(property)!.databaseName)}`;
+    const table = users.tablePath
+      .split('.')
+      .map((part) => raw.escape(part))
+      .join('.');
+    const disabled = own.fields.disabled === undefined ? '0' : column(own.fields.disabled);
+    return (alias) => ({
+      join:
+        `LEFT JOIN tfa_account_states acc ON acc.account_id = ${alias}.account_id ` +
+        `LEFT JOIN ${table} accu ON ${column(own.fields.id)} = acc.account_id`,
+      columns:
+        `${column(own.fields.id)} AS acc_id, ${column(own.fields.username)} AS acc_username, ` +
+        `${disabled} AS acc_disabled, acc.token_epoch AS acc_epoch, ` +
+        'acc.tokens_valid_after AS acc_valid_after',
+    });
   }
 
   /** True when the application brings its own users table. */
@@ -67,22 +130,40 @@ export class AccountStore {
       const account = await this.dataSource.getRepository(Account).findOne({
         where: { usernameKey: key },
       });
-      return account && this.fromState(account);
+      return account && account.usernameKey === key ? this.fromState(account) : null;
     }
     const state = await this.dataSource.getRepository(AccountState).findOne({
       where: { account: { [this.own.fields.username]: key } } as never,
       relations: { account: true },
     });
-    return state && this.fromState(state);
+    const account = this.fromState(state);
+    // Exact, whatever the column's collation: MySQL's default one finds "céo" for "ceo", and
+    // a name that is not the account's own must not log in to it (nor count apart from it).
+    return account && account.username === key ? account : null;
   }
 
   /** The account `id` (with a second factor), or `null`. */
   async findById(id: string, manager?: EntityManager): Promise<AccountRecord | null> {
+    if (!this.isId(id)) return null;
     const state = await this.states(manager).findOne({
       where: { id },
       ...(this.own ? { relations: { account: true } } : {}),
     });
-    return state && this.fromState(state);
+    const account = this.fromState(state);
+    // Only the id's own spelling: databases convert "01" or " 1" to 1, and ignore case.
+    return account && account.id === id ? account : null;
+  }
+
+  /**
+   * Whether `id` is spelled as the id column holds ids: its string form (1 to 36 printable
+   * characters), digits only for an integer column, a lower-case UUID for a uuid column. Any
+   * other spelling names no account (and never reaches the database as a malformed value).
+   */
+  isId(id: string): boolean {
+    if (!ACCOUNT_ID.test(id)) return false;
+    if (this.idKind === 'integer') return INTEGER_ID.test(id);
+    if (this.idKind === 'uuid') return UUID_ID.test(id);
+    return true;
   }
 
   /** The account of a state row loaded with `relations`, or `null` when it is gone. */
@@ -232,6 +313,39 @@ export class AccountStore {
       throw new NotFoundError('No such account');
     }
   }
+}
+
+/** What `sub` and the module's account id columns can hold. */
+const ACCOUNT_ID = /^[\x21-\x7e]{1,36}$/;
+const INTEGER_ID = /^(0|[1-9][0-9]{0,17})$/;
+const UUID_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const INTEGER_TYPES = new Set([
+  'int',
+  'integer',
+  'bigint',
+  'smallint',
+  'mediumint',
+  'tinyint',
+  'int2',
+  'int4',
+  'int8',
+]);
+
+/** How the application's id column holds ids (read from the DataSource's metadata). */
+function idKindOf(dataSource: DataSource): 'integer' | 'uuid' | 'string' {
+  const type = dataSource.getMetadata(AccountState).findColumnWithPropertyName('id')!.type;
+  if (type === Number || INTEGER_TYPES.has(String(type))) return 'integer';
+  return type === 'uuid' ? 'uuid' : 'string';
+}
+
+/** The default store: everything on `tfa_accounts`. */
+function defaultJoin(alias: string): AccountJoin {
+  return {
+    join: `LEFT JOIN tfa_accounts acc ON acc.id = ${alias}.account_id`,
+    columns:
+      'acc.id AS acc_id, acc.username AS acc_username, acc.disabled AS acc_disabled, ' +
+      'acc.token_epoch AS acc_epoch, acc.tokens_valid_after AS acc_valid_after',
+  };
 }
 
 function usernameTaken(): ConflictError {

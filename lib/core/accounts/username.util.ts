@@ -1,8 +1,12 @@
 /** Longest username accepted by default, in characters: the longest email address (RFC 5321). */
 export const USERNAME_MAX_LENGTH = 254;
 
-/** Control characters, which no username may contain. */
-const CONTROL = /\p{Cc}/u;
+/**
+ * Control and format characters, which no username may contain: the invisible ones (zero-width
+ * space and joiners, soft hyphen, byte-order mark) and the direction overrides would let two
+ * names that look the same be two accounts.
+ */
+const CONTROL = /[\p{Cc}\p{Cf}]/u;
 
 /** The display form (trimmed, NFC) and the comparison key (also lower case) of a username. */
 export interface NormalisedUsername {
@@ -38,6 +42,8 @@ export function usernameProblem(display: string, policy: UsernamePolicy): string
   if (length < policy.minLength || length > policy.maxLength) {
     return `username must be ${policy.minLength} to ${policy.maxLength} characters long`;
   }
-  if (CONTROL.test(display)) return 'username must not contain control characters';
+  if (CONTROL.test(display)) {
+    return 'username must not contain control or invisible formatting characters';
+  }
   return policy.validate?.(display) ?? null;
 }

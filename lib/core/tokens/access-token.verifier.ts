@@ -1,13 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
 import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
 import { KeyRing } from '../keys/key-ring.js';
 import { ACCESS_TOKEN_TYP } from './token.constants.js';
 import type { ResolvedTwoFactorAuthOptions } from '../options/two-factor-auth.options.js';
 import { checkClaims, extraClaims } from './claims.util.js';
-import { AccountStore } from '../accounts/account.store.js';
-import { findLiveRecord, type LiveRecord } from './token-record.util.js';
+import { TokenRecords, type LiveRecord } from './token-records.js';
 import { RevocationView } from '../revocation/revocation-view.service.js';
 import type { AuthenticatedAccount } from './token.types.js';
 
@@ -41,11 +38,10 @@ export class AccessTokenVerifier {
   private readonly tolerance: number;
 
   constructor(
-    @InjectDataSource() private readonly dataSource: DataSource,
     @InjectTwoFactorOptions() private readonly options: ResolvedTwoFactorAuthOptions,
     private readonly keyRing: KeyRing,
     private readonly revocations: RevocationView,
-    private readonly accounts: AccountStore,
+    private readonly records: TokenRecords,
   ) {
     this.maxCached = options.revocation.verifiedCacheSize;
     this.tolerance = options.clockTolerance;
@@ -83,7 +79,7 @@ export class AccessTokenVerifier {
     if (!jws || !claims) return REFUSED;
     let live: LiveRecord | null;
     try {
-      live = await findLiveRecord(this.dataSource, this.accounts, claims, jws.header.kid, 'access');
+      live = await this.records.live(claims, jws.header.kid, 'access');
     } catch {
       return UNAVAILABLE;
     }
@@ -94,7 +90,7 @@ export class AccessTokenVerifier {
       jti: claims.jti,
       iat: claims.iat,
       exp: claims.exp,
-      familyId: live.record.familyId,
+      familyId: live.familyId,
       claims: extraClaims(jws.payload),
     };
     if (this.revocations.isRevoked(principal.jti, principal.id, principal.iat)) return REFUSED;

@@ -34,13 +34,25 @@ export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
   'may_act',
 ]);
 
-/** The claims of a verified payload that are not registered ones: the application's own. */
+/**
+ * The claims of a verified payload that are not registered ones: the application's own, frozen
+ * all the way down. The principal is shared by every request with the same token, so a route
+ * that pushed a role into it would grant that role to the requests after it.
+ */
 export function extraClaims(payload: Record<string, unknown>): Readonly<Record<string, unknown>> {
   const extra: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(payload)) {
     if (!RESERVED_CLAIMS.has(name)) extra[name] = value;
   }
-  return Object.freeze(extra);
+  return deepFreeze(extra);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
 }
 
 function numericDate(value: unknown): value is number {

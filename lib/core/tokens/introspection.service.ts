@@ -1,14 +1,11 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { timingSafeEqual, createHash } from 'node:crypto';
-import { DataSource } from 'typeorm';
 import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
 import { KeyRing } from '../keys/key-ring.js';
 import { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP } from './token.constants.js';
 import type { ResolvedTwoFactorAuthOptions } from '../options/two-factor-auth.options.js';
 import { checkClaims } from './claims.util.js';
-import { findLiveRecord } from './token-record.util.js';
-import { AccountStore } from '../accounts/account.store.js';
+import { TokenRecords } from './token-records.js';
 
 /** RFC 7662 §2.2 response. */
 export interface IntrospectionResponse {
@@ -32,10 +29,9 @@ export interface IntrospectionResponse {
 @Injectable()
 export class IntrospectionService {
   constructor(
-    @InjectDataSource() private readonly dataSource: DataSource,
     @InjectTwoFactorOptions() private readonly options: ResolvedTwoFactorAuthOptions,
     private readonly keyRing: KeyRing,
-    private readonly accounts: AccountStore,
+    private readonly records: TokenRecords,
   ) {}
 
   /** Whether introspection is configured. */
@@ -61,22 +57,16 @@ export class IntrospectionService {
     const jws = access ?? this.keyRing.verify(token, REFRESH_TOKEN_TYP);
     const claims = jws && checkClaims(jws.payload, this.options);
     if (!jws || !claims) return inactive;
-    const live = await findLiveRecord(
-      this.dataSource,
-      this.accounts,
-      claims,
-      jws.header.kid,
-      access ? 'access' : 'refresh',
-    );
+    const live = await this.records.live(claims, jws.header.kid, access ? 'access' : 'refresh');
     if (!live) return inactive;
-    const { record: row, account } = live;
+    const { account } = live;
     return {
       active: true,
       token_type: access ? 'access_token' : 'refresh_token',
       sub: claims.sub,
       username: account.username,
       iss: claims.iss,
-      ...(row.aud ? { aud: row.aud } : {}),
+      ...(live.aud ? { aud: live.aud } : {}),
       jti: claims.jti,
       iat: claims.iat,
       nbf: claims.nbf,

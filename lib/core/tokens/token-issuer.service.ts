@@ -2,11 +2,8 @@ import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, In, IsNull, type Repository } from 'typeorm';
-import {
-  AccountStore,
-  type AccountRecord,
-  type AccountStateRow,
-} from '../accounts/account.store.js';
+import { AccountStore } from '../accounts/account.store.js';
+import { TokenRecords, type RefreshRecord } from './token-records.js';
 import { TwoFactorAuthConfigError } from '../options/two-factor-auth.options-validation.js';
 import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
 import { InvalidCredentialsError, InvalidRefreshTokenError } from '../errors.js';
@@ -66,6 +63,7 @@ export class TokenIssuer {
     private readonly revoker: TokenRevoker,
     private readonly events: AuditEvents,
     private readonly accounts: AccountStore,
+    private readonly records: TokenRecords,
   ) {
     this.tokens = dataSource.getRepository(IssuedToken);
     this.families = dataSource.getRepository(TokenFamily);
@@ -100,7 +98,7 @@ export class TokenIssuer {
       );
       return this.issuePair(account.id, familyId, null, claims);
     });
-    if (!(await this.liveAccountOf(familyId))) {
+    if (!(await this.records.liveAccountOf(familyId))) {
       await this.withdraw(jtis);
       throw new InvalidCredentialsError();
     }
@@ -117,6 +115,23 @@ export class TokenIssuer {
   async refresh(refreshToken: string): Promise<TokenPair> {
     const claims = this.verifyClaims(refreshToken, REFRESH_TOKEN_TYP);
     if (!claims) throw new InvalidRefreshTokenError();
+    // One read first: the record, its family and its account. A token that cannot be refreshed
+    // is refused before anything is spent or computed; the claims are computed before the
+    // token is spent, so a failing `claims` hook never costs the client its session.
+    const record = await this.records.refreshRecord(claims.jti);
+    const account = record?.liveAccount;
+    const usable =
+      record !== null &&
+      record.type === 'refresh' &&
+      record.sub === claims.sub &&
+      record.revokedAt === null &&
+      account != null &&
+      claims.iat >= Math.floor(account.tokensValidAfter / 1000);
+    if (!usable || !account) {
+      await this.refuseSpent(claims.jti, record);
+      throw new InvalidRefreshTokenError();
+    }
+    const extra = await this.claimsOfAccount(account.id);
     const newRefreshJti = randomUUID();
     const spent = await retryOnConflict(() =>
       this.tokens.update(
@@ -124,35 +139,17 @@ export class TokenIssuer {
         { revokedAt: Date.now(), revokedReason: 'rotated', replacedBy: newRefreshJti },
       ),
     );
-    const record = await this.tokens.findOne({ where: { jti: claims.jti } });
-    if (spent.affected !== 1 || !record) {
-      if (record?.type === 'refresh' && record.replacedBy !== null) {
-        this.logger.warn(`Refresh token re-used; revoking its family ${record.familyId}`);
-        this.events.emit('refresh.reused', {
-          accountId: record.accountId,
-          familyId: record.familyId,
-          jti: record.jti,
-        });
-        // The re-used token says why in its record, for whoever investigates.
-        await retryOnConflict(() =>
-          this.tokens.update({ jti: record.jti }, { revokedReason: 'reuse-detected' }),
-        );
-        await this.revoker.revokeFamily(record.familyId, 'reuse-detected');
-      }
+    if (spent.affected !== 1) {
+      // Spent by a racing request with the same token, or revoked meanwhile: read it again.
+      await this.refuseSpent(claims.jti, await this.records.refreshRecord(claims.jti));
       throw new InvalidRefreshTokenError();
     }
-    // One read: the family is live, and so is its account (enabled, same epoch).
-    const account = await this.liveAccountOf(record.familyId);
-    if (!account || claims.iat < Math.floor(account.tokensValidAfter / 1000)) {
-      throw new InvalidRefreshTokenError();
-    }
-    const extra = await this.claimsOf(account.row);
     const { pair, accessJti, jtis } = await this.unlessAccountGone(account.id, () =>
-      this.issuePair(account.id, record.familyId, record.jti, extra, newRefreshJti),
+      this.issuePair(account.id, record.familyId, claims.jti, extra, newRefreshJti),
     );
     // A logout, re-use or revoke-all that ran meanwhile either revoked the new rows, or left
     // its mark for this read to find: never neither.
-    if (!(await this.liveAccountOf(record.familyId))) {
+    if (!(await this.records.liveAccountOf(record.familyId))) {
       await this.withdraw(jtis);
       throw new InvalidRefreshTokenError();
     }
@@ -163,35 +160,42 @@ export class TokenIssuer {
     });
     return pair;
   }
+
+  /**
+   * A refresh token presented after it was rotated is taken as theft: its whole family is
+   * revoked. Any other refused token (revoked, of a dead family) changes nothing.
+   */
+  private async refuseSpent(jti: string, record: RefreshRecord | null): Promise<void> {
+    if (record?.type !== 'refresh' || record.replacedBy === null) return;
+    this.logger.warn(`Refresh token re-used; revoking its family ${record.familyId}`);
+    this.events.emit('refresh.reused', {
+      accountId: record.accountId,
+      familyId: record.familyId,
+      jti,
+    });
+    // The re-used token says why in its record, for whoever investigates.
+    await retryOnConflict(() => this.tokens.update({ jti }, { revokedReason: 'reuse-detected' }));
+    await this.revoker.revokeFamily(record.familyId, 'reuse-detected');
+  }
+
   /** Signature, `typ` and registered claims of a token (no revocation check). */
   verifyClaims(token: string, typ: string): ClaimSet | null {
     const verified = this.keyRing.verify(token, typ);
     return verified ? checkClaims(verified.payload, this.options) : null;
   }
   /**
-   * The family's account when the family is not revoked and its account exists, is enabled and
-   * has not moved its epoch since the family began; else `null`.
-   */
-  private async liveAccountOf(familyId: string): Promise<AccountRecord | null> {
-    const family = await this.families.findOne({
-      where: { id: familyId },
-      relations: this.accounts.relations,
-    });
-    const account = this.accounts.fromState(family?.account as AccountStateRow | undefined);
-    return family &&
-      account &&
-      family.revokedAt === null &&
-      !account.disabled &&
-      account.tokenEpoch === family.epoch
-      ? account
-      : null;
-  }
-
-  /**
    * The application's claims for `row` (the `claims` option), checked: a plain object without
    * registered names. A hook that breaks the rule fails the request with an error naming the
    * claim: it is a bug of the application, never something a client can cause.
    */
+  /** `claimsOf` the account's row, read only when there is a `claims` hook. */
+  private async claimsOfAccount(accountId: string): Promise<Record<string, unknown>> {
+    if (!this.options.claims) return {};
+    const account = await this.accounts.findById(accountId);
+    if (!account) throw new InvalidRefreshTokenError();
+    return this.claimsOf(account.row);
+  }
+
   private async claimsOf(row: object): Promise<Record<string, unknown>> {
     const hook = this.options.claims;
     if (!hook) return {};

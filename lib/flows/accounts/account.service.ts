@@ -120,8 +120,10 @@ export class AccountService {
         "Accounts of the module's own store get their secret key from AccountService.create",
       );
     }
-    if (!ACCOUNT_ID.test(id)) {
-      throw new InvalidInputError('An account id must be 1 to 36 printable ASCII characters');
+    if (!this.accounts.isId(id)) {
+      throw new InvalidInputError(
+        'An account id must be its column’s own spelling: 1 to 36 printable ASCII characters',
+      );
     }
     await this.accounts.enrol(id, manager);
     const secretKey = await this.secretKeys.create(id, manager);
@@ -230,9 +232,6 @@ export class AccountService {
     return account;
   }
 }
-
-/** What `sub` and the module's id columns can hold. */
-const ACCOUNT_ID = /^[\x21-\x7e]{1,36}$/;
 
 function taken(): ConflictError {
   return new ConflictError('That username is taken');
