@@ -99,9 +99,10 @@ export function twoFactorOptions(c: AppConfig, redis?: Redis): TwoFactorAuthModu
     totp: encryptionKeys ? { encryptionKeys, enrolmentTtl: c.totpEnrolmentTtl } : false,
     introspection: c.introspectionClients.length > 0 ? { clients: c.introspectionClients } : false,
     // Roles travel in the access token: the roles guard reads them without a lookup, and a
-    // change shows at the next refresh.
+    // change shows at the next refresh. By account id, never by name: a name can be registered
+    // by whoever comes first, or again after its account is deleted; an id never comes back.
     claims: (account: Account): SampleClaims => ({
-      roles: c.adminUsernames.includes(account.usernameKey) ? ['user', 'admin'] : ['user'],
+      roles: c.adminAccountIds.includes(account.id) ? ['user', 'admin'] : ['user'],
     }),
   };
 }

@@ -20,7 +20,7 @@ import { AccountService, ErrorResponseDto } from 'nestjs-rest-2fa';
 import { Roles, RolesGuard } from './roles.guard.js';
 
 /**
- * What an administrator (a username in `ADMIN_USERNAMES`, so its tokens carry the `admin`
+ * What an administrator (an account listed in `ADMIN_ACCOUNT_IDS`, so its tokens carry the `admin`
  * role) may do to other accounts.
  */
 @ApiTags('admin')

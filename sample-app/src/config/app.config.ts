@@ -13,7 +13,7 @@ import {
   validateSync,
 } from 'class-validator';
 import { join } from 'node:path';
-import { normaliseUsername, TWO_FACTOR_AUTH_BOUNDS } from 'nestjs-rest-2fa';
+import { TWO_FACTOR_AUTH_BOUNDS } from 'nestjs-rest-2fa';
 import { DEFAULT_DATA_DIR } from './paths.js';
 import { parseTrustProxy, type TrustProxy } from './trust-proxy.js';
 
@@ -148,9 +148,11 @@ class EnvironmentVariables {
   INTROSPECTION_CLIENTS?: string;
 
   @IsOptional()
-  @IsString()
+  @Matches(/^\s*[0-9a-f-]{36}\s*(,\s*[0-9a-f-]{36}\s*)*$/i, {
+    message: 'ADMIN_ACCOUNT_IDS must be account ids (UUIDs) separated by commas',
+  })
   @MaxLength(10_000)
-  ADMIN_USERNAMES?: string;
+  ADMIN_ACCOUNT_IDS?: string;
 }
 
 /** The names of every variable the sample app reads. */
@@ -180,7 +182,7 @@ export const ENVIRONMENT_VARIABLES = [
   'TOTP_ENROLMENT_TTL',
   'TOTP_ENCRYPTION_KEYS',
   'INTROSPECTION_CLIENTS',
-  'ADMIN_USERNAMES',
+  'ADMIN_ACCOUNT_IDS',
 ] as const;
 
 type EnvironmentVariable = (typeof ENVIRONMENT_VARIABLES)[number];
@@ -193,7 +195,7 @@ type EnvironmentVariable = (typeof ENVIRONMENT_VARIABLES)[number];
  */
 const SHOWN_VARIABLES: ReadonlySet<string> = new Set<EnvironmentVariable>([
   'NODE_ENV',
-  'ADMIN_USERNAMES',
+  'ADMIN_ACCOUNT_IDS',
   'PORT',
   'JWT_KEYS_FILE',
   'JWT_ISSUER',
@@ -255,8 +257,8 @@ export interface AppConfig {
   /** Seconds a started TOTP enrolment stays pending. */
   totpEnrolmentTtl: number;
   introspectionClients: { id: string; secret: string }[];
-  /** Normalised usernames whose tokens carry the `admin` role. */
-  adminUsernames: string[];
+  /** Account ids whose tokens carry the `admin` role. */
+  adminAccountIds: string[];
 }
 
 /** Thrown when an environment variable is malformed; the message names it. */
@@ -340,10 +342,10 @@ export function loadAppConfig(env: Record<string, string | undefined>): AppConfi
     totpEncryptionKeys: pairs(vars.TOTP_ENCRYPTION_KEYS).map(([id, key]) => ({ id, key })),
     totpEnrolmentTtl: vars.TOTP_ENROLMENT_TTL ?? 600,
     introspectionClients: pairs(vars.INTROSPECTION_CLIENTS).map(([id, secret]) => ({ id, secret })),
-    adminUsernames: (vars.ADMIN_USERNAMES ?? '')
+    adminAccountIds: (vars.ADMIN_ACCOUNT_IDS ?? '')
       .split(',')
-      .map((name) => normaliseUsername(name).key)
-      .filter((key) => key !== ''),
+      .map((id) => id.trim().toLowerCase())
+      .filter((id) => id !== ''),
   };
 }
 
