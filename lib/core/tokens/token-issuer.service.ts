@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { DataSource, In, IsNull, type Repository } from 'typeorm';
 import { AccountStore } from '../accounts/account.store.js';
 import { TokenRecords, type RefreshRecord } from './token-records.js';
+import { RawQuery } from '../database/raw-query.js';
 import { TwoFactorAuthConfigError } from '../options/two-factor-auth.options-validation.js';
 import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
 import { InvalidCredentialsError, InvalidRefreshTokenError } from '../errors.js';
@@ -26,6 +27,35 @@ export interface IssueFor {
   id: string;
   tokenEpoch?: number;
   row?: object;
+}
+
+/** The columns of a token record, in the order of `recordValues`. */
+const RECORD_COLUMNS =
+  'jti, account_id, type, iss, sub, aud, kid, iat, nbf, exp, family_id, parent_jti, ' +
+  'replaced_by, revoked_at, revoked_reason, created_at';
+const RECORD_VALUES = RECORD_COLUMNS.split(',')
+  .map(() => '?')
+  .join(', ');
+
+function recordValues(row: IssuedToken): unknown[] {
+  return [
+    row.jti,
+    row.accountId,
+    row.type,
+    row.iss,
+    row.sub,
+    row.aud,
+    row.kid,
+    row.iat,
+    row.nbf,
+    row.exp,
+    row.familyId,
+    row.parentJti,
+    row.replacedBy,
+    row.revokedAt,
+    row.revokedReason,
+    row.createdAt,
+  ];
 }
 
 /** What a token record is made from. */
@@ -55,6 +85,7 @@ export class TokenIssuer {
   private readonly logger = new Logger('TwoFactorAuth');
   private readonly tokens: Repository<IssuedToken>;
   private readonly families: Repository<TokenFamily>;
+  private readonly raw: RawQuery;
 
   constructor(
     @InjectDataSource() dataSource: DataSource,
@@ -65,6 +96,7 @@ export class TokenIssuer {
     private readonly accounts: AccountStore,
     private readonly records: TokenRecords,
   ) {
+    this.raw = new RawQuery(dataSource);
     this.tokens = dataSource.getRepository(IssuedToken);
     this.families = dataSource.getRepository(TokenFamily);
   }
@@ -134,12 +166,13 @@ export class TokenIssuer {
     const extra = await this.claimsOfAccount(account.id);
     const newRefreshJti = randomUUID();
     const spent = await retryOnConflict(() =>
-      this.tokens.update(
-        { jti: claims.jti, type: 'refresh', sub: claims.sub, revokedAt: IsNull() },
-        { revokedAt: Date.now(), revokedReason: 'rotated', replacedBy: newRefreshJti },
+      this.raw.run(
+        "UPDATE tfa_issued_tokens SET revoked_at = ?, revoked_reason = 'rotated', replaced_by = ? " +
+          "WHERE jti = ? AND type = 'refresh' AND sub = ? AND revoked_at IS NULL",
+        [Date.now(), newRefreshJti, claims.jti, claims.sub],
       ),
     );
-    if (spent.affected !== 1) {
+    if (spent !== 1) {
       // Spent by a racing request with the same token, or revoked meanwhile: read it again.
       await this.refuseSpent(claims.jti, await this.records.refreshRecord(claims.jti));
       throw new InvalidRefreshTokenError();
@@ -258,7 +291,12 @@ export class TokenIssuer {
       jti: refreshJti,
       ttl: refreshTokenTtl,
     });
-    await retryOnConflict(() => this.tokens.insert([access, refresh]));
+    await retryOnConflict(() =>
+      this.raw.run(
+        `INSERT INTO tfa_issued_tokens (${RECORD_COLUMNS}) VALUES (${RECORD_VALUES}), (${RECORD_VALUES})`,
+        [...recordValues(access), ...recordValues(refresh)],
+      ),
+    );
     const pair: TokenPair = {
       access_token: this.sign(ACCESS_TOKEN_TYP, access, claims),
       token_type: 'Bearer',
