@@ -150,10 +150,11 @@ export interface TwoFactorPasswordOptions {
    */
   parallelism?: number;
   /**
-   * How many argon2 hashes run at once; more wait in line. Each takes a thread and
-   * `memoryCost` KiB: running more than the machine has cores adds no logins per second and
-   * starves the event loop (and with it every other request) of CPU.
-   * @default max(1, number of CPUs - 1)
+   * How many argon2 hashes run at once; more wait in line. Each takes a thread of the
+   * module's own and `memoryCost` KiB. On Linux the threads run at a lower priority (nice 10)
+   * than the event loop, so every core can hash while requests keep precedence; elsewhere
+   * one core stays free for the event loop. More than the machine's cores adds nothing.
+   * @default the number of CPUs on Linux, else max(1, CPUs - 1)
    */
   concurrency?: number;
   /**
@@ -471,7 +472,12 @@ export const TWO_FACTOR_AUTH_DEFAULTS = Object.freeze({
     memoryCost: 19456,
     timeCost: 2,
     parallelism: 1,
-    concurrency: Math.max(1, availableParallelism() - 1),
+    // Hashing threads run at a lower priority on Linux (see PasswordHasher): every core can
+    // hash while the event loop keeps precedence. Elsewhere one core stays free for it.
+    concurrency:
+      process.platform === 'linux'
+        ? availableParallelism()
+        : Math.max(1, availableParallelism() - 1),
     minLength: 8,
     maxLength: 128,
   }),
