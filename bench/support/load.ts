@@ -1,4 +1,8 @@
-import autocannon, { type AutocannonOptions, type AutocannonResult } from 'autocannon';
+import autocannon, {
+  type AutocannonOptions,
+  type AutocannonRequest,
+  type AutocannonResult,
+} from 'autocannon';
 import { Agent, request as httpRequest } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { percentile, sleep } from './stats.js';
@@ -17,6 +21,10 @@ export interface HammerOptions {
   connections: number;
   duration: number;
   headers?: Record<string, string>;
+  /** Headers computed for each request (added to `headers`): e.g. a different token each time. */
+  headersFor?: () => Record<string, string>;
+  /** Send exactly this many requests instead of running for `duration`. */
+  amount?: number;
   method?: string;
   body?: string;
 }
@@ -42,12 +50,26 @@ function summarise(url: string, result: AutocannonResult): LoadResult {
 
 /** Autocannon options without `undefined` members (autocannon takes those as values). */
 function request(url: string, options: Omit<HammerOptions, 'duration'>): AutocannonOptions {
+  const { headersFor } = options;
   return {
     url,
     connections: options.connections,
     method: options.method ?? 'GET',
     ...(options.headers ? { headers: options.headers } : {}),
     ...(options.body !== undefined ? { body: options.body } : {}),
+    // autocannon rebuilds a request whose `setupRequest` is a function before every send.
+    ...(headersFor
+      ? {
+          requests: [
+            {
+              setupRequest: (req: AutocannonRequest) => ({
+                ...req,
+                headers: { ...req.headers, ...headersFor() },
+              }),
+            },
+          ],
+        }
+      : {}),
   };
 }
 
@@ -58,7 +80,7 @@ function request(url: string, options: Omit<HammerOptions, 'duration'>): Autocan
 export async function hammer(url: string, options: HammerOptions): Promise<LoadResult> {
   const result = await autocannon({
     ...request(url, options),
-    duration: options.duration,
+    ...(options.amount !== undefined ? { amount: options.amount } : { duration: options.duration }),
     timeout: 10,
   });
   return summarise(url, result);
@@ -151,6 +173,105 @@ export async function probe(
     p99: percentile(latencies, 99),
     max: Math.max(...latencies),
     count: latencies.length,
+  };
+}
+
+/** One request of a closed-loop client. */
+export interface LoopRequest {
+  method: 'GET' | 'POST';
+  path: string;
+  body?: unknown;
+}
+
+export interface ClosedLoopOptions {
+  /** Clients, each with one keep-alive connection and one request in flight at a time. */
+  clients: number;
+  /** Seconds to run; or stop when `done()` says so (checked before each request). */
+  duration?: number;
+  done?: () => boolean;
+  /** The next request of client `client`. */
+  next: (client: number) => LoopRequest;
+  /** Sees every 2xx answer (its parsed JSON body); throwing fails the run. */
+  onAnswer?: (client: number, body: unknown) => void;
+}
+
+/**
+ * Closed-loop clients written for flows autocannon cannot express: each client sends its next
+ * request when the previous answer has arrived, which lets a client chain its refresh tokens
+ * (every answer holds the token of the next request). Latencies are timed with a µs clock. Any
+ * non-2xx answer or socket error stops every client and fails the run.
+ */
+export async function closedLoop(base: string, options: ClosedLoopOptions): Promise<LoadResult> {
+  const target = new URL(base);
+  const latencies: number[] = [];
+  let failure: Error | undefined;
+  const start = performance.now();
+  const end = options.duration !== undefined ? start + options.duration * 1000 : Infinity;
+  const finished = () => failure !== undefined || performance.now() >= end || !!options.done?.();
+
+  const send = (agent: Agent, spec: LoopRequest) =>
+    new Promise<unknown>((resolve, reject) => {
+      const payload = spec.body === undefined ? undefined : JSON.stringify(spec.body);
+      const req = httpRequest(
+        {
+          host: target.hostname,
+          port: target.port,
+          path: spec.path,
+          method: spec.method,
+          agent,
+          headers: payload
+            ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+            : {},
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            const status = res.statusCode ?? 0;
+            if (status < 200 || status >= 300) {
+              reject(new Error(`${spec.method} ${spec.path} answered ${status}: ${text}`));
+              return;
+            }
+            try {
+              resolve(text ? JSON.parse(text) : undefined);
+            } catch (error) {
+              reject(error as Error);
+            }
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
+    });
+
+  await Promise.all(
+    Array.from({ length: options.clients }, async (_, client) => {
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        while (!finished()) {
+          const spec = options.next(client);
+          const t0 = performance.now();
+          const body = await send(agent, spec);
+          latencies.push(performance.now() - t0);
+          options.onAnswer?.(client, body);
+        }
+      } catch (error) {
+        failure ??= error as Error;
+      } finally {
+        agent.destroy();
+      }
+    }),
+  );
+  if (failure) throw failure;
+  const seconds = (performance.now() - start) / 1000;
+  return {
+    rps: latencies.length / seconds,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    requests: latencies.length,
+    seconds,
   };
 }
 

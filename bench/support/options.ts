@@ -1,7 +1,18 @@
 /** Command-line flags and environment variables of `npm run bench`. */
 
-export type Section = 'micro' | 'http' | 'flood' | 'scale';
-export const ALL_SECTIONS: readonly Section[] = ['micro', 'http', 'flood', 'scale'];
+export type Section = 'micro' | 'http' | 'flood' | 'scale' | 'capacity' | 'users' | 'memory';
+export const ALL_SECTIONS: readonly Section[] = [
+  'micro',
+  'http',
+  'flood',
+  'scale',
+  'capacity',
+  'users',
+  'memory',
+];
+
+/** Databases of the capacity section: SQLite always, the servers when they answer. */
+export type DatabaseKind = 'sqlite' | 'postgres' | 'mariadb';
 
 export interface BenchOptions {
   /** `full`, `quick` (shorter rounds) or `smoke` (one tiny round of everything, for CI). */
@@ -14,8 +25,10 @@ export interface BenchOptions {
   connections: number;
   /** Milliseconds per micro-benchmark sample (3 samples, median). */
   microMs: number;
-  /** Concurrent login requests of the flood. */
+  /** Concurrent login requests of the flood (from its own process). */
   floodConnections: number;
+  /** autocannon connections measuring the guarded route's throughput, idle and during the flood. */
+  floodHammerConnections: number;
   /** Requests per second of the latency probe on the guarded route. */
   probeRate: number;
   /** IssuedToken rows and revoked-but-unexpired tokens of the large scale fixture. */
@@ -23,6 +36,24 @@ export interface BenchOptions {
   scaleRevoked: number;
   /** Wait until the revocation view's sync overlap has passed before measuring. */
   settleScale: boolean;
+  /** Capacity: seconds of each measured load (logins, refreshes) and of its warm-up. */
+  capacityDuration: number;
+  capacityWarmup: number;
+  /** Capacity: closed-loop clients, one account each. */
+  capacityClients: number;
+  /** Capacity: seconds of the argon2 hashing-limit measurement (per concurrency measured). */
+  hashingSeconds: number;
+  /** Capacity: databases to measure (servers are skipped when they do not answer). */
+  databases: DatabaseKind[];
+  /** Admin URLs of the database servers (a fresh database is created in each per run). */
+  postgresUrl: string;
+  mariadbUrl: string;
+  /** Many users: distinct live tokens of the warm round (the module caches 10,000 by default). */
+  usersTokens: number;
+  /** Memory: successful logins before the second reading; seconds of refresh rotations. */
+  memoryLogins: number;
+  memoryRotationSeconds: number;
+  memorySampleSeconds: number;
   /** `auto`: profile only when a target is missed (not in smoke mode). */
   profile: 'auto' | 'always' | 'never';
   sections: Section[];
@@ -37,12 +68,26 @@ const HELP = `Usage: npm run bench -- [flags]   (or: node dist/bench/run.js [fla
   --smoke              one 0.5 s round of everything, tiny scale   env BENCH_SMOKE=1
   --rounds=N           rounds per comparison (default 3)           env BENCH_ROUNDS
   --duration=S         seconds per measured run (default 10)       env BENCH_DURATION
+                       (capacity loads: 15 s by default, 5 s with --quick)
   --connections=N      autocannon connections (default 50)         env BENCH_CONNECTIONS
-  --only=a,b           sections among micro,http,flood,scale
+  --only=a,b           sections among micro,http,flood,scale,capacity,users,memory
+                         flood     guarded route idle vs during a login storm sent from a
+                                   separate process (throughput and p99)
+                         capacity  logins/s and refreshes/s of the sample app per vCPU on
+                                   SQLite, PostgreSQL, MariaDB; the argon2 hashing limit
+                         users     guarded route with 10,000 distinct tokens (warm) and with
+                                   a new token on every request (first sight)
+                         memory    sample app RSS idle, after 10,000 logins, during refresh
+                                   rotations
   --profile / --no-profile
                        CPU-profile the fixtures (default: only when a target is missed)
   --out=FILE           report file (default BENCHMARKS.md)
   --keep               keep the temporary folder (databases, keys, CPU profiles)
+
+  Database servers of the capacity section (a database is created per run, then dropped):
+    BENCH_POSTGRES_URL   default postgres://postgres@127.0.0.1:5432/postgres
+    BENCH_MARIADB_URL    default mysql://root@127.0.0.1:3306
+  With CI=true in smoke mode only SQLite is measured.
 `;
 
 function positive(name: string, raw: string | undefined, fallback: number): number {
@@ -87,10 +132,44 @@ export function parseOptions(
         ? 'quick'
         : 'full';
   const preset = {
-    full: { rounds: 3, duration: 10, warmup: 3, microMs: 500 },
-    quick: { rounds: 3, duration: 3, warmup: 1, microMs: 200 },
-    smoke: { rounds: 1, duration: 0.5, warmup: 0.3, microMs: 20 },
+    full: {
+      rounds: 3,
+      duration: 10,
+      warmup: 3,
+      microMs: 500,
+      capacityDuration: 15,
+      hashingSeconds: 5,
+      usersTokens: 10_000,
+      memoryLogins: 10_000,
+      memoryRotationSeconds: 60,
+      memorySampleSeconds: 5,
+    },
+    quick: {
+      rounds: 3,
+      duration: 3,
+      warmup: 1,
+      microMs: 200,
+      capacityDuration: 5,
+      hashingSeconds: 2,
+      usersTokens: 10_000,
+      memoryLogins: 2_000,
+      memoryRotationSeconds: 15,
+      memorySampleSeconds: 2.5,
+    },
+    smoke: {
+      rounds: 1,
+      duration: 0.5,
+      warmup: 0.3,
+      microMs: 20,
+      capacityDuration: 0.5,
+      hashingSeconds: 0.3,
+      usersTokens: 500,
+      memoryLogins: 24,
+      memoryRotationSeconds: 1.5,
+      memorySampleSeconds: 0.5,
+    },
   }[mode];
+  const explicitDuration = flags.get('duration') ?? env.BENCH_DURATION;
   const sections = flags.has('only')
     ? flags
         .get('only')!
@@ -107,17 +186,30 @@ export function parseOptions(
     rounds: Math.round(
       positive('--rounds', flags.get('rounds') ?? env.BENCH_ROUNDS, preset.rounds),
     ),
-    duration: positive('--duration', flags.get('duration') ?? env.BENCH_DURATION, preset.duration),
+    duration: positive('--duration', explicitDuration, preset.duration),
     warmup: preset.warmup,
     connections: Math.round(
       positive('--connections', flags.get('connections') ?? env.BENCH_CONNECTIONS, 50),
     ),
     microMs: preset.microMs,
     floodConnections: mode === 'smoke' ? 4 : 16,
+    floodHammerConnections: mode === 'smoke' ? 4 : 16,
     probeRate: 200,
     scaleRows: mode === 'smoke' ? 1_000 : 1_000_000,
     scaleRevoked: mode === 'smoke' ? 100 : 100_000,
     settleScale: mode !== 'smoke',
+    capacityDuration: positive('--duration', explicitDuration, preset.capacityDuration),
+    capacityWarmup: preset.warmup,
+    capacityClients: 8,
+    hashingSeconds: preset.hashingSeconds,
+    // CI's smoke run stays short: SQLite only (the servers are measured by full and quick runs).
+    databases: mode === 'smoke' && truthy(env.CI) ? ['sqlite'] : ['sqlite', 'postgres', 'mariadb'],
+    postgresUrl: env.BENCH_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres',
+    mariadbUrl: env.BENCH_MARIADB_URL || 'mysql://root@127.0.0.1:3306',
+    usersTokens: preset.usersTokens,
+    memoryLogins: preset.memoryLogins,
+    memoryRotationSeconds: preset.memoryRotationSeconds,
+    memorySampleSeconds: preset.memorySampleSeconds,
     profile: flags.has('no-profile')
       ? 'never'
       : flags.has('profile')

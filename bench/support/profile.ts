@@ -55,11 +55,16 @@ function frameKey(name: string, url: string, line: number): string {
   return where ? `${name || '(anonymous)'} (${where}:${line + 1})` : name || '(anonymous)';
 }
 
-/** The newest `.cpuprofile` in `dir` (one per process; the fixture writes it on exit). */
+/**
+ * The newest main-thread `.cpuprofile` in `dir` (the process writes it on exit). Node names them
+ * `CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile`, and worker threads (the password
+ * hasher's, for one) write their own with a thread id above 0: those are left out.
+ */
 export function findProfile(dir: string): string {
   const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
   if (files.length === 0) throw new Error(`no .cpuprofile in ${dir}`);
-  return join(dir, files.sort().at(-1)!);
+  const main = files.filter((f) => f.split('.')[4] === '0');
+  return join(dir, (main.length > 0 ? main : files).sort().at(-1)!);
 }
 
 /**

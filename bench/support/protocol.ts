@@ -18,4 +18,6 @@ export interface FixtureStats {
   eventLoopDelay: { p50: number; p99: number; max: number };
   /** Two-factor fixtures only: revoked `jti`s held by the revocation view. */
   revokedInView?: number;
+  /** Two-factor fixtures only: tokens in AccessTokenVerifier's cache of verified tokens. */
+  verifiedCached?: number;
 }

@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem, type as osType, arch } from 'node:os';
 import { join } from 'node:path';
 import { microTables } from '../micro.js';
+import { growthPerRotation } from '../sections/memory.js';
 import { isGuardFrame, top, type ProfileSummary } from './profile.js';
 import { medianOf, roundRatios, type BenchReport, type Series } from './results.js';
 import { fmtBytes, fmtInt, fmtMs, fmtNum, fmtRatio, median, table } from './stats.js';
@@ -21,6 +22,8 @@ const PACKAGES = [
   'typeorm',
   'better-sqlite3',
   '@node-rs/argon2',
+  'pg',
+  'mysql2',
   'autocannon',
 ];
 
@@ -115,7 +118,15 @@ function httpSection(report: BenchReport): string {
 function floodSection(report: BenchReport): string {
   const flood = report.flood!;
   const m = (f: (r: (typeof flood.rounds)[number]) => number) => median(flood.rounds.map(f));
+  const idleP99 = m((r) => r.idle.p99);
+  const limit = Math.max(2 * idleP99, flood.floorMs);
   const rows = [
+    [
+      `guarded req/s (autocannon -c ${flood.hammerConnections})`,
+      fmtInt(m((r) => r.idleThroughput.rps)),
+      fmtInt(m((r) => r.busyThroughput.rps)),
+      fmtRatio(m((r) => r.busyThroughput.rps / r.idleThroughput.rps)),
+    ],
     [
       'guarded p50 (probe)',
       fmtMs(m((r) => r.idle.p50)),
@@ -124,19 +135,19 @@ function floodSection(report: BenchReport): string {
     ],
     [
       'guarded p99 (probe)',
-      fmtMs(m((r) => r.idle.p99)),
+      fmtMs(idleP99),
       fmtMs(m((r) => r.busy.p99)),
       fmtRatio(m((r) => r.busy.p99 / r.idle.p99)),
     ],
     ['guarded max (probe)', fmtMs(m((r) => r.idle.max)), fmtMs(m((r) => r.busy.max)), ''],
     [
-      'event-loop delay p99 (server)',
+      'event-loop delay p99 (server, probe window)',
       fmtMs(m((r) => r.idleLoopDelayP99)),
       fmtMs(m((r) => r.busyLoopDelayP99)),
       '',
     ],
     [
-      'logins/s (2xx)',
+      'logins/s (2xx, storm process)',
       '',
       fmtNum(
         m((r) => r.logins.rps),
@@ -152,23 +163,196 @@ function floodSection(report: BenchReport): string {
     ],
   ];
   const perRound = table(
-    ['round', 'p99 idle', 'p99 flood', 'ratio', 'logins/s'],
+    [
+      'round',
+      'req/s idle',
+      'req/s storm',
+      'ratio',
+      'p99 idle',
+      'p99 storm',
+      'p99 limit',
+      'logins/s',
+    ],
     flood.rounds.map((r, i) => [
       String(i + 1),
+      fmtInt(r.idleThroughput.rps),
+      fmtInt(r.busyThroughput.rps),
+      fmtRatio(r.busyThroughput.rps / r.idleThroughput.rps),
       fmtMs(r.idle.p99),
       fmtMs(r.busy.p99),
-      fmtRatio(r.busy.p99 / r.idle.p99),
+      fmtMs(Math.max(2 * r.idle.p99, flood.floorMs)),
       fmtNum(r.logins.rps, 1),
     ]),
   );
+  const idle = flood.rounds.map((r) => r.idle.p99);
   return [
-    '## Issuance under load',
+    '## Issuance under load (login storm)',
     '',
-    `${flood.floodConnections} autocannon connections POST valid logins to /auth/token (throttle 1,000,000/min, lockout 1000 attempts; argon2id defaults: 19 MiB, t=2, p=1) while an open-loop probe sends ${flood.probeRate} GET /guarded per second (ES256 token) and times each with a µs clock. Idle = the probe alone, just before. Medians over ${flood.rounds.length} round(s).`,
+    `A login storm: ${flood.floodConnections} autocannon connections POST valid logins to /auth/token of the ES256 two-factor fixture (throttle 1,000,000/min, lockout 1000 attempts; argon2id defaults: 19 MiB, t=2, p=1), sent from a forked process of its own (bench/flood-child.ts), so that the storm's client work never shares the event loop of the measurements. The guarded route (GET /guarded, ES256 token) is measured twice per phase: its throughput with autocannon -c ${flood.hammerConnections} for ${report.duration} s (closed loop: how many requests fit), then its latency with an open-loop probe of ${flood.probeRate} GET /guarded per second for ${report.duration} s, each timed with a µs clock (how long a request waits). Idle = just before the storm, in the same round. Medians over ${flood.rounds.length} round(s); the storm runs for the whole busy phase (throughput, then probe).`,
     '',
-    table(['', 'idle', 'during flood', 'ratio'], rows),
+    table(['', 'idle', 'during the storm', 'ratio'], rows),
     '',
     perRound,
+    '',
+    `- p99 limit during the storm: max(2 × idle p99, ${flood.floorMs} ms) = ${fmtMs(limit)}. The floor absorbs scheduler noise on 2 cores: the storm adds runnable threads (the hashing thread, the storm process) beside the server's event loop and the load generator, and a request that arrives while its core runs one of them waits a scheduler time slice or two (EEVDF's base slice is ~0.75 ms × (1 + log2 CPUs)); twice an idle p99 of a few ms is within that noise. ${flood.floorMs} ms is a few such slices, and an order of magnitude below one login (~250 ms).`,
+    `- The machine's idle p99 spread across rounds: ${fmtMs(Math.min(...idle))} to ${fmtMs(Math.max(...idle))} (median ${fmtMs(median(idle))}); idle probe max up to ${fmtMs(Math.max(...flood.rounds.map((r) => r.idle.max)))}.`,
+  ].join('\n');
+}
+
+function capacitySection(report: BenchReport): string {
+  const c = report.capacity!;
+  const h = c.hashing;
+  const perVcpu = (rps: number) => fmtNum(rps / c.vcpus, 1);
+  const rows = c.databases.map((d) =>
+    d.logins && d.refreshes
+      ? [
+          d.label,
+          fmtNum(d.logins.rps, 1),
+          perVcpu(d.logins.rps),
+          `${fmtMs(d.logins.p50)} / ${fmtMs(d.logins.p99)}`,
+          fmtRatio(d.logins.rps / h.perSecond),
+          fmtNum(d.refreshes.rps, 1),
+          perVcpu(d.refreshes.rps),
+          `${fmtMs(d.refreshes.p50)} / ${fmtMs(d.refreshes.p99)}`,
+        ]
+      : [d.label, 'skipped', '', '', '', '', '', ''],
+  );
+  const skipped = c.databases.filter((d) => d.skipped).map((d) => `- ${d.label} ${d.skipped}.`);
+  const cpuRows = c.databases.flatMap((d) =>
+    (
+      [
+        ['logins', d.logins, d.loginsCpu],
+        ['refreshes', d.refreshes, d.refreshesCpu],
+      ] as const
+    )
+      .filter(([, load, cpu]) => load && cpu)
+      .map(([what, load, cpu]) => {
+        const us = (seconds: number) => fmtInt((seconds * 1e6) / load!.requests);
+        const total = cpu!.eventLoop + cpu!.niced + cpu!.other;
+        return [
+          `${d.label}, ${what}`,
+          us(cpu!.eventLoop),
+          us(cpu!.niced),
+          us(cpu!.other),
+          us(total),
+          `${fmtNum((100 * total) / (load!.seconds * c.vcpus), 0)} %`,
+        ];
+      }),
+  );
+  const versions = c.databases
+    .filter((d) => d.version && d.kind !== 'sqlite')
+    .map((d) => `${d.label} ${d.version}`);
+  return [
+    '## Capacity (sample app)',
+    '',
+    `The built sample app (\`dist/sample-app/src/main.js\`, \`NODE_ENV=production\`, Express, a fresh ES256 key, \`THROTTLE_LIMIT=1000000\`, \`LOCKOUT_MAX_ATTEMPTS=1000\`, \`TOTP_ENABLED=false\`, every other variable at its default, \`PASSWORD_CONCURRENCY\` included) in a child process on a fresh database of each kind, with ${c.clients} accounts made through \`POST /accounts\`. ${c.clients} closed-loop clients, one keep-alive connection and one account each, run from the bench runner (bench/support/load.ts \`closedLoop\`): **logins** POST their username, password and secret key to \`/auth/token\` again and again; **refreshes** log in once, then each spends its last refresh token at \`/auth/refresh\` for a new pair, forever (rotation: each refresh token works once). ${c.warmup} s of warm-up, then ${c.duration} s measured per load. Per vCPU = total ÷ os.availableParallelism() (${c.vcpus}). The app, its database server and the clients share the same ${c.vcpus} vCPU(s): the PostgreSQL and MariaDB rows are reported, not targets, since their server takes cores the app would otherwise have.`,
+    '',
+    table(
+      [
+        'database',
+        'logins/s',
+        'per vCPU',
+        'login p50 / p99',
+        'vs hashing limit',
+        'refreshes/s',
+        'per vCPU',
+        'refresh p50 / p99',
+      ],
+      rows,
+    ),
+    '',
+    ...skipped,
+    '',
+    "The app's CPU time per request during each measured run, by thread (utime + stime of /proc/<pid>/task/*/stat): the event loop (main thread), the password hasher's threads (the only ones at a lower priority, nice > 0) and the others (V8's GC and compiler, libuv's pool). The last column is the app's share of all the machine's vCPUs over the run: well below 100 % means the app waited (for hashing slots, the database or the clients), not that it ran out of CPU.",
+    '',
+    table(
+      [
+        'database, load',
+        'event loop µs',
+        'hashing threads µs',
+        'other threads µs',
+        'total µs',
+        'app CPU / machine',
+      ],
+      cpuRows,
+    ),
+    '',
+    `- Hashing limit (bench/hashing.ts, a separate process): \`@node-rs/argon2\` \`verify\` of a hash made at the module's defaults (\`TWO_FACTOR_AUTH_DEFAULTS.password\`: argon2id, m=${fmtInt(h.memoryCost)} KiB, t=${h.timeCost}, p=${h.parallelism}), ${h.threads} calls in flight for ${fmtNum(h.seconds, 1)} s: **${fmtNum(h.perSecond, 1)}/s, ${fmtNum(h.perVcpu, 1)} per vCPU**. A login verifies one such hash: no login path can go faster on this machine. "vs hashing limit" = logins/s ÷ ${fmtNum(h.perSecond, 1)}.`,
+    `- With the module's default \`password.concurrency\` (${h.defaultConcurrency} = CPUs − 1, at least 1) calls in flight: ${fmtNum(h.atDefaultConcurrency, 1)}/s, the most logins/s the default configuration allows here.`,
+    ...(versions.length > 0 ? [`- Servers: ${versions.join('; ')}.`] : []),
+  ].join('\n');
+}
+
+function usersSection(report: BenchReport): string {
+  const u = report.users!;
+  const all = [u.open, u.warm, u.firstSight];
+  const ratio = (s: Series) =>
+    s.openId ? fmtRatio(roundRatios(s, u.open).median) : '1.00x (reference)';
+  const warm = medianOf(u.warm, 'rps');
+  const first = medianOf(u.firstSight, 'rps');
+  const firstSightUs = (1 / first - 1 / warm) * 1e6;
+  return [
+    '## Many users',
+    '',
+    `The ES256 two-factor fixture under autocannon -c ${u.connections}, with many distinct tokens instead of one. **Warm**: ${fmtInt(u.tokens)} live access tokens (more than the ${u.connections} connections could hold one each), each request taking the next token round-robin across all connections; before each warm run every token is sent once (the verifier held ${fmtInt(u.cachedAfterWarm)} tokens after the first pass; its cache keeps 10,000 by default, \`revocation.verifiedCacheSize\`). **First sight**: each request carries a token never sent before (${fmtInt(u.firstSightTokens)} made), so the guard verifies its signature and claims and reads its record (one indexed query on SQLite), then caches it. The tokens are made by the runner: rows inserted into the fixture's SQLite file as TokenIssuer writes them (type access, sub, kid, exp; bench/support/seed.ts), signed with the fixture's key (\`typ\` at+jwt, kid; iss, sub, iat, nbf, exp, jti); ${fmtNum(u.seedSeconds, 1)} s in all. The unguarded route gets the same rotating Authorization headers, so that the load generator does the same work for all three. ${report.rounds} interleaved round(s) of ${report.duration} s; ratios within a round, medians.`,
+    '',
+    table(
+      ['route', 'req/s', 'p50', 'p99', 'vs unguarded (same round)'],
+      all.map((s) => [
+        s.label,
+        fmtInt(medianOf(s, 'rps')),
+        fmtMs(medianOf(s, 'p50')),
+        fmtMs(medianOf(s, 'p99')),
+        ratio(s),
+      ]),
+    ),
+    '',
+    table(
+      ['route', ...u.open.runs.map((_, i) => `round ${i + 1} req/s`)],
+      all.map((s) => [s.label, ...s.runs.map((r) => fmtInt(r.rps))]),
+    ),
+    '',
+    `- Cost of first sight: **${fmtNum(firstSightUs, 1)} µs per request** more than a warm token (1/first-sight req/s − 1/warm req/s, medians; machine-wide: server and load generator together).`,
+    ...(u.reused > 0
+      ? [
+          `- The first-sight pool ran short: ${fmtInt(u.reused)} requests re-used a token, so the first-sight figure is slightly optimistic.`,
+        ]
+      : []),
+  ].join('\n');
+}
+
+function memorySection(report: BenchReport): string {
+  const m = report.memory!;
+  const readings = [m.idle, m.afterLogins, ...m.samples];
+  const start = m.afterLogins;
+  const end = m.samples.at(-1)!;
+  const perRotation = growthPerRotation(m);
+  const afterGcPerRotation = (end.rssAfterGc! - start.rssAfterGc!) / m.rotations;
+  const hour = m.rotationRate * 3600;
+  const opt = (v: number | undefined) => (v !== undefined ? fmtBytes(v) : '');
+  const rows = readings.map((r) => [
+    r.label,
+    fmtNum(r.at, 1),
+    fmtBytes(r.rss),
+    fmtBytes(r.heapTotal),
+    opt(r.heapUsed),
+    opt(r.rssAfterGc),
+    r.rotations !== undefined ? fmtInt(r.rotations) : '',
+  ]);
+  const delta = (a: number, b: number) => `${fmtBytes(a)} → ${fmtBytes(b)} (${fmtBytes(b - a)})`;
+  return [
+    '## Memory (sample app, SQLite)',
+    '',
+    `The sample app as in the capacity section, on SQLite. RSS is VmRSS of /proc/<pid>/status; "V8 heap" is V8's committed heap (\`heapTotal\`), as it is at the reading; at the checkpoints the bench host then runs two full GCs (the app runs with \`--expose-gc\`; no GC is forced in between) and the heap in use and RSS are read again. Logins: ${m.logins > 0 ? `8 closed-loop clients until ${fmtInt(m.logins)} had succeeded, which took ${fmtNum(m.loginSeconds, 1)} s` : 'none'}. Then refresh rotations (8 clients chaining their refresh tokens, as in the capacity section) for ${fmtNum(m.rotationSeconds, 1)} s, RSS sampled every few seconds.`,
+    '',
+    table(
+      ['checkpoint', 'at (s)', 'RSS', 'V8 heap', 'heap after GC', 'RSS after GC', 'rotations'],
+      rows,
+    ),
+    '',
+    `- ${fmtInt(m.rotations)} rotations at ${fmtNum(m.rotationRate, 0)}/s. Over the run: RSS ${delta(start.rss, end.rss)}, of which V8's committed heap ${delta(start.heapTotal, end.heapTotal)}; after full GCs, heap in use ${delta(start.heapUsed!, end.heapUsed!)} and RSS ${delta(start.rssAfterGc!, end.rssAfterGc!)}.`,
+    `- Growth per 100,000 rotations: RSS as sampled **${fmtBytes(perRotation * 100_000)}** (least-squares slope over the samples of the run's second half, after its start-up transients); RSS after full GCs, end vs start of the run, **${fmtBytes(afterGcPerRotation * 100_000)}**.`,
+    `- An hour at the measured rate is ${fmtInt(hour)} rotations. **Projection, not a measurement:** along those lines an hour would add ${fmtBytes(perRotation * hour)} of RSS as sampled, ${fmtBytes(afterGcPerRotation * hour)} after GCs. A straight line through ${fmtNum(m.rotationSeconds, 0)} s cannot tell a leak from V8 letting its heap grow until its next full collection (the "V8 heap" column), nor show a plateau that comes later: the heap after GC is the sign of retained objects. What a rotation keeps is rows in the database (the spent token's \`revoked_at\`, the new pair): it adds nothing to the revocation log, so the in-memory revocation view does not grow with rotations, and the verifier's cache of access tokens is capped (\`revocation.verifiedCacheSize\`, 10,000).`,
   ].join('\n');
 }
 
@@ -320,11 +504,14 @@ export function renderReport(report: BenchReport, repo: string): string {
     );
   }
   if (report.scale) parts.push(scaleSection(report), '');
+  if (report.capacity) parts.push(capacitySection(report), '');
+  if (report.users) parts.push(usersSection(report), '');
+  if (report.memory) parts.push(memorySection(report), '');
   if (report.profiles.length > 0) {
     parts.push(
       '## Profiles',
       '',
-      'Taken because a target was missed (or with `--profile`): the fixture ran with `node --cpu-prof` under the same load; samples are cut to each load window with the fixture’s monotonic clock and divided by the requests served in it. Main thread only (argon2 runs on libuv threads and does not appear).',
+      'Taken because a target was missed (or with `--profile`): the fixture (or the sample app) ran with `node --cpu-prof` under the same load; samples are cut to each load window with the process’s monotonic clock and divided by the requests served in it. Main thread only (argon2 runs on other threads and does not appear).',
       '',
       ...report.profiles.map((p) => `${profileTables(p)}\n`),
     );
@@ -339,6 +526,7 @@ export function renderReport(report: BenchReport, repo: string): string {
     '',
     "- Fixtures (bench/fixtures/): NestJS 12 on Express, `NODE_ENV=production`, one child process each, listening on 127.0.0.1; autocannon runs in the parent. `two-factor-app` imports `TwoFactorAuthModule` (SQLite in a temporary folder, a JWK Set generated with node:crypto) with an unguarded `GET /open` and `GET /guarded` behind `JwtTwoFactorGuard`; `stock-app` has the same routes behind `AuthGuard('jwt')` of `@nestjs/passport` with `passport-jwt` and a string HS256 secret (no revocation). Both return the same small JSON and have no other middleware.",
     '- Tokens: the two-factor fixtures create their account with `AccountService.create` and the bench logs in through the real `POST /auth/token`; each fixture is checked to refuse a missing or bad token (401) and to accept the real one before it is measured. Any non-2xx answer during a run aborts the bench.',
+    '- Capacity and memory measure the sample app itself (dist/sample-app, started as an operator would: environment variables only; bench/fixtures/sample-app-host.ts imports its entry point and adds the IPC commands the bench needs). Their load comes from closed-loop clients in the runner, which can chain refresh tokens.',
     '- On 2 cores the server and autocannon compete for the CPUs; every route is measured the same way, interleaved per round, so the ratios stay comparable, but absolute figures depend on the machine and on anything else running.',
     '',
   );

@@ -1,6 +1,7 @@
 import type { MicroResults } from '../micro.js';
 import type { LoadResult, ProbeResult } from './load.js';
 import type { ProfileSummary } from './profile.js';
+import type { ThreadCpu } from './sample-app.js';
 import { median } from './stats.js';
 
 /** One route of one fixture, measured once per round. */
@@ -17,8 +18,13 @@ export interface HttpSection {
 }
 
 export interface FloodRound {
+  /** The open-loop probe on the guarded route, idle and during the storm. */
   idle: ProbeResult;
   busy: ProbeResult;
+  /** Closed-loop throughput of the guarded route, idle and during the storm. */
+  idleThroughput: LoadResult;
+  busyThroughput: LoadResult;
+  /** The storm, as its own process measured it. */
   logins: LoadResult;
   idleLoopDelayP99: number;
   busyLoopDelayP99: number;
@@ -27,7 +33,92 @@ export interface FloodRound {
 export interface FloodSection {
   probeRate: number;
   floodConnections: number;
+  hammerConnections: number;
+  /** The least p99 limit during the storm, ms (FLOOD_P99_FLOOR_MS). */
+  floorMs: number;
   rounds: FloodRound[];
+}
+
+/** One database of the capacity section. */
+export interface CapacityDatabase {
+  kind: 'sqlite' | 'postgres' | 'mariadb';
+  label: string;
+  version?: string;
+  /** Why it was not measured (not reachable, …). */
+  skipped?: string;
+  logins?: LoadResult;
+  refreshes?: LoadResult;
+  /** CPU time of the app's threads during each measured run, seconds. */
+  loginsCpu?: ThreadCpu;
+  refreshesCpu?: ThreadCpu;
+}
+
+/** argon2 `verify` at the module's default parameters, in a process of its own. */
+export interface HashingLimit {
+  memoryCost: number;
+  timeCost: number;
+  parallelism: number;
+  /** Concurrent verify calls (availableParallelism()) and the verifies per second they made. */
+  threads: number;
+  perSecond: number;
+  perVcpu: number;
+  /** The same with the module's default `password.concurrency` calls at a time. */
+  defaultConcurrency: number;
+  atDefaultConcurrency: number;
+  seconds: number;
+}
+
+export interface CapacitySection {
+  vcpus: number;
+  clients: number;
+  duration: number;
+  warmup: number;
+  databases: CapacityDatabase[];
+  hashing: HashingLimit;
+}
+
+export interface UsersSection {
+  /** Distinct live tokens of the warm round, and how many the verifier held after warming. */
+  tokens: number;
+  cachedAfterWarm: number;
+  connections: number;
+  /** First-sight tokens made (rows + signatures) and how long that took. */
+  firstSightTokens: number;
+  seedSeconds: number;
+  /** Requests of the first-sight rounds that had to re-use a token (the pool ran out). */
+  reused: number;
+  open: Series;
+  warm: Series;
+  firstSight: Series;
+}
+
+/** A reading of the sample app's memory. */
+export interface MemoryReading {
+  label: string;
+  /** Seconds since the app was ready. */
+  at: number;
+  /** VmRSS, bytes. */
+  rss: number;
+  /** V8's committed heap (heapTotal) at the reading, before any forced GC, bytes. */
+  heapTotal: number;
+  /** Checkpoints only: V8 heapUsed after two full GCs, and VmRSS right after them, bytes. */
+  heapUsed?: number;
+  rssAfterGc?: number;
+  /** Refresh rotations done so far (rotation run only). */
+  rotations?: number;
+}
+
+export interface MemorySection {
+  logins: number;
+  loginSeconds: number;
+  rotationSeconds: number;
+  rotations: number;
+  /** Rotations per second over the run. */
+  rotationRate: number;
+  idle: MemoryReading;
+  afterLogins: MemoryReading;
+  /** Sampled every few seconds during the rotation run (the last one at its end). */
+  samples: MemoryReading[];
 }
 
 export interface ScaleFixture {
@@ -83,6 +174,9 @@ export interface BenchReport {
   http?: HttpSection;
   flood?: FloodSection;
   scale?: ScaleSection;
+  capacity?: CapacitySection;
+  users?: UsersSection;
+  memory?: MemorySection;
   targets: Target[];
   profiles: ProfileSection[];
   diagnostics: Diagnostic[];

@@ -102,3 +102,73 @@ export function seedIssuedTokens(file: string, options: SeedOptions): SeedResult
   }
   return { seconds: (performance.now() - started) / 1000, lastRevokedAt, totalRows };
 }
+
+/** The registered claims of a seeded access token, as its row holds them. */
+export interface SeededClaims {
+  iss: string;
+  sub: string;
+  iat: number;
+  nbf: number;
+  exp: number;
+  jti: string;
+}
+
+/**
+ * Inserts `count` live access-token rows (unrevoked, expiring in `ttl` seconds) for one account
+ * into a running fixture's SQLite file and returns their claims, for the runner to sign with the
+ * fixture's key: the records match the tokens as TokenIssuer's would (type `access`, `sub` the
+ * account, the signing `kid`, the same `exp`), so the verifier accepts them on first sight.
+ * Each row has a family id of its own, as each login has (no family row: access tokens need
+ * none).
+ */
+export function seedAccessTokens(
+  file: string,
+  options: { accountId: string; issuer: string; kid: string; count: number; ttl?: number },
+): { claims: SeededClaims[]; seconds: number } {
+  const started = performance.now();
+  const db = new Database(file, { timeout: 10000, fileMustExist: true });
+  db.pragma('journal_mode = WAL');
+  const insert = db.prepare(
+    `INSERT INTO tfa_issued_tokens
+       (jti, account_id, type, iss, sub, aud, kid, iat, nbf, exp, family_id, parent_jti,
+        replaced_by, revoked_at, revoked_reason, created_at)
+     VALUES (?, ?, 'access', ?, ?, NULL, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?)`,
+  );
+  const claims: SeededClaims[] = [];
+  const batch = db.transaction((rows: SeededClaims[]) => {
+    const now = Date.now();
+    for (const c of rows) {
+      insert.run(
+        c.jti,
+        options.accountId,
+        c.iss,
+        c.sub,
+        options.kid,
+        c.iat,
+        c.nbf,
+        c.exp,
+        randomUUID(),
+        now,
+      );
+    }
+  });
+  try {
+    const iat = Math.floor(Date.now() / 1000);
+    const ttl = options.ttl ?? 3600;
+    for (let done = 0; done < options.count; done += 10_000) {
+      const rows = Array.from({ length: Math.min(10_000, options.count - done) }, () => ({
+        iss: options.issuer,
+        sub: options.accountId,
+        iat,
+        nbf: iat,
+        exp: iat + ttl,
+        jti: randomUUID(),
+      }));
+      batch(rows);
+      claims.push(...rows);
+    }
+  } finally {
+    db.close();
+  }
+  return { claims, seconds: (performance.now() - started) / 1000 };
+}

@@ -1,5 +1,14 @@
 /** The part of autocannon's programmatic API the benchmarks use (the package ships no types). */
 declare module 'autocannon' {
+  /** One request of a `requests` list; `setupRequest` may rewrite it before each send. */
+  interface AutocannonRequest {
+    method?: string;
+    path?: string;
+    headers?: Record<string, string>;
+    body?: string;
+    setupRequest?: (request: AutocannonRequest, context: object) => AutocannonRequest;
+  }
+
   interface AutocannonOptions {
     url: string;
     connections?: number;
@@ -12,6 +21,7 @@ declare module 'autocannon' {
     headers?: Record<string, string>;
     body?: string;
     title?: string;
+    requests?: AutocannonRequest[];
   }
 
   interface Histogram {
@@ -43,5 +53,5 @@ declare module 'autocannon' {
     stop(): void;
   };
   export default autocannon;
-  export type { AutocannonOptions, AutocannonResult };
+  export type { AutocannonOptions, AutocannonRequest, AutocannonResult };
 }

@@ -1,0 +1,305 @@
+/**
+ * Capacity of the sample app (dist/sample-app, production mode): logins/s and refreshes/s of 8
+ * closed-loop clients on a fresh database of each kind, per vCPU, next to the machine's argon2
+ * hashing limit (bench/hashing.ts, in a process of its own).
+ */
+import { fork } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createDatabase, DATABASE_LABELS, type BenchDatabase } from '../support/databases.js';
+import { closedLoop, type LoadResult } from '../support/load.js';
+import type { BenchOptions, DatabaseKind } from '../support/options.js';
+import { findProfile, summariseProfile } from '../support/profile.js';
+import type {
+  BenchReport,
+  CapacityDatabase,
+  HashingLimit,
+  ProfileSection,
+  Target,
+} from '../support/results.js';
+import { cpuBetween, SampleApp, type Credentials } from '../support/sample-app.js';
+import { fmtInt, fmtMs, fmtNum, fmtRatio } from '../support/stats.js';
+
+const HASHING = new URL('../hashing.js', import.meta.url);
+const KINDS: readonly DatabaseKind[] = ['sqlite', 'postgres', 'mariadb'];
+
+/** The issue's targets, per vCPU, on SQLite. */
+export const LOGINS_PER_VCPU_TARGET = 60;
+export const REFRESHES_PER_VCPU_TARGET = 1000;
+/** When the machine's hashing limit is below the login target: logins vs that limit. */
+export const HASHING_RATIO_TARGET = 0.85;
+
+const log = (line: string) => console.log(line);
+
+interface TokenAnswer {
+  access_token?: string;
+  refresh_token?: string;
+}
+
+function refreshTokenOf(body: unknown, what: string): string {
+  const token = (body as TokenAnswer | undefined)?.refresh_token;
+  if (typeof token !== 'string') throw new Error(`${what} answered without a refresh_token`);
+  return token;
+}
+
+/** 8 clients, one account each, logging in again and again (warm-up first, unrecorded). */
+export async function loginLoad(
+  app: SampleApp,
+  accounts: Credentials[],
+  seconds: number | { until: () => boolean },
+  onAnswer?: () => void,
+): Promise<LoadResult> {
+  return closedLoop(app.url(''), {
+    clients: accounts.length,
+    ...(typeof seconds === 'number' ? { duration: seconds } : { done: seconds.until }),
+    next: (client) => ({ method: 'POST', path: '/auth/token', body: accounts[client] }),
+    onAnswer: (_, body) => {
+      if (typeof (body as TokenAnswer | undefined)?.access_token !== 'string') {
+        throw new Error('POST /auth/token answered without an access_token');
+      }
+      onAnswer?.();
+    },
+  });
+}
+
+/**
+ * Refresh chains: each client logs in once, then spends its last refresh token for a new pair,
+ * again and again (a refresh token works once, so every request depends on the previous
+ * answer). `chains` keeps each client's current token between calls.
+ */
+export async function refreshChains(
+  app: SampleApp,
+  accounts: Credentials[],
+): Promise<{ run: (seconds: number, onAnswer?: () => void) => Promise<LoadResult> }> {
+  const chains = await Promise.all(
+    accounts.map(async (account) => {
+      const response = await fetch(app.url('/auth/token'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(account),
+      });
+      if (response.status !== 200) {
+        throw new Error(`POST /auth/token answered ${response.status}: ${await response.text()}`);
+      }
+      return refreshTokenOf(await response.json(), 'POST /auth/token');
+    }),
+  );
+  return {
+    run: (seconds, onAnswer) =>
+      closedLoop(app.url(''), {
+        clients: accounts.length,
+        duration: seconds,
+        next: (client) => ({
+          method: 'POST',
+          path: '/auth/refresh',
+          body: { refresh_token: chains[client] },
+        }),
+        onAnswer: (client, body) => {
+          chains[client] = refreshTokenOf(body, 'POST /auth/refresh');
+          onAnswer?.();
+        },
+      }),
+  };
+}
+
+type Window = (label: string, edge: 'start' | 'end', requests?: number) => Promise<void>;
+
+/** Logins, then refreshes, on one running app: a warm-up of each, then the measured run. */
+async function measureApp(
+  app: SampleApp,
+  options: BenchOptions,
+  loads: { logins: boolean; refreshes: boolean },
+  onWindow?: Window,
+): Promise<Pick<CapacityDatabase, 'logins' | 'refreshes' | 'loginsCpu' | 'refreshesCpu'>> {
+  const accounts = await app.createAccounts(options.capacityClients);
+  const result: Pick<CapacityDatabase, 'logins' | 'refreshes' | 'loginsCpu' | 'refreshesCpu'> = {};
+  if (loads.logins) {
+    await loginLoad(app, accounts, options.capacityWarmup);
+    await onWindow?.('POST /auth/token', 'start');
+    const cpu = app.cpu();
+    result.logins = await loginLoad(app, accounts, options.capacityDuration);
+    result.loginsCpu = cpuBetween(cpu, app.cpu());
+    await onWindow?.('POST /auth/token', 'end', result.logins.requests);
+  }
+  if (loads.refreshes) {
+    const chains = await refreshChains(app, accounts);
+    await chains.run(options.capacityWarmup);
+    await onWindow?.('POST /auth/refresh', 'start');
+    const cpu = app.cpu();
+    result.refreshes = await chains.run(options.capacityDuration);
+    result.refreshesCpu = cpuBetween(cpu, app.cpu());
+    await onWindow?.('POST /auth/refresh', 'end', result.refreshes.requests);
+  }
+  return result;
+}
+
+async function measureDatabase(
+  db: BenchDatabase,
+  dir: string,
+  options: BenchOptions,
+): Promise<CapacityDatabase> {
+  const app = await SampleApp.start(`capacity-${db.kind}`, { databaseUrl: db.url, dir });
+  try {
+    const measured = await measureApp(app, options, { logins: true, refreshes: true });
+    const vcpus = availableParallelism();
+    const line = (what: string, r: LoadResult) =>
+      `${fmtNum(r.rps, 1)} ${what}/s (${fmtNum(r.rps / vcpus, 1)} per vCPU), p50 ${fmtMs(r.p50)}, p99 ${fmtMs(r.p99)}`;
+    log(`  ${db.label}: ${line('logins', measured.logins!)}`);
+    log(`  ${db.label}: ${line('refreshes', measured.refreshes!)}`);
+    return { kind: db.kind, label: db.label, version: db.version, ...measured };
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n--- sample app output ---\n${app.recentOutput}`, {
+      cause: error,
+    });
+  } finally {
+    await app.stop();
+  }
+}
+
+/** bench/hashing.js in a child process. */
+export function runHashingChild(seconds: number): Promise<HashingLimit> {
+  const child = fork(fileURLToPath(HASHING), [], {
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      BENCH_HASHING_MS: String(Math.round(seconds * 1000)),
+      // @node-rs/argon2's async calls run on libuv's pool: at least one thread per vCPU.
+      UV_THREADPOOL_SIZE: String(Math.max(4, availableParallelism())),
+    },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return new Promise((resolve, reject) => {
+    let results: HashingLimit | undefined;
+    child.on('message', (m) => {
+      results = (m as { results: HashingLimit }).results;
+    });
+    child.on('exit', (code) =>
+      results ? resolve(results) : reject(new Error(`bench/hashing exited with ${code}`)),
+    );
+  });
+}
+
+export async function runCapacity(dir: string, options: BenchOptions, report: BenchReport) {
+  const vcpus = availableParallelism();
+  log(
+    `\nCapacity: the sample app, ${options.capacityClients} closed-loop clients, ${options.capacityDuration} s per load after ${options.capacityWarmup} s of warm-up; ${vcpus} vCPU(s)`,
+  );
+  const databases: CapacityDatabase[] = [];
+  for (const kind of KINDS) {
+    const label = DATABASE_LABELS[kind];
+    if (!options.databases.includes(kind)) {
+      databases.push({ kind, label, skipped: 'skipped: not measured in CI smoke runs' });
+      log(`  ${label}: skipped (CI smoke run)`);
+      continue;
+    }
+    const db = await createDatabase(kind, 'tfa_bench_capacity', dir, {
+      postgres: options.postgresUrl,
+      mariadb: options.mariadbUrl,
+    });
+    if ('unavailable' in db) {
+      databases.push({ kind, label, skipped: `skipped: not reachable (${db.unavailable})` });
+      log(`  ${label}: skipped, not reachable (${db.unavailable})`);
+      continue;
+    }
+    try {
+      databases.push(await measureDatabase(db, dir, options));
+    } finally {
+      await db.drop();
+    }
+  }
+  log(`  hashing limit: argon2 verify in a separate process, ${options.hashingSeconds} s…`);
+  const hashing = await runHashingChild(options.hashingSeconds);
+  log(
+    `  hashing limit: ${fmtNum(hashing.perSecond, 1)}/s with ${hashing.threads} in flight (${fmtNum(hashing.perVcpu, 1)} per vCPU); ${fmtNum(hashing.atDefaultConcurrency, 1)}/s with ${hashing.defaultConcurrency} (the module's default concurrency)`,
+  );
+  report.capacity = {
+    vcpus,
+    clients: options.capacityClients,
+    duration: options.capacityDuration,
+    warmup: options.capacityWarmup,
+    databases,
+    hashing,
+  };
+}
+
+export function capacityTargets(report: BenchReport): Target[] {
+  const capacity = report.capacity;
+  const sqlite = capacity?.databases.find((d) => d.kind === 'sqlite' && d.logins && d.refreshes);
+  if (!capacity || !sqlite) return [];
+  const { vcpus, hashing } = capacity;
+  const logins = sqlite.logins!.rps / vcpus;
+  const refreshes = sqlite.refreshes!.rps / vcpus;
+  const machineBound = hashing.perVcpu < LOGINS_PER_VCPU_TARGET;
+  const targets: Target[] = [
+    {
+      id: 'capacity-logins',
+      name: `logins/s per vCPU (SQLite)${machineBound ? ` (machine-bound: the hashing limit is ${fmtNum(hashing.perVcpu, 1)}/s per vCPU)` : ''}`,
+      goal: `≥ ${LOGINS_PER_VCPU_TARGET}`,
+      value: logins,
+      display: fmtNum(logins, 1),
+      pass: logins >= LOGINS_PER_VCPU_TARGET,
+    },
+  ];
+  if (machineBound) {
+    const ratio = sqlite.logins!.rps / hashing.perSecond;
+    targets.push({
+      id: 'capacity-hashing',
+      name: "logins/s vs the machine's hashing limit (SQLite)",
+      goal: `≥ ${fmtRatio(HASHING_RATIO_TARGET)}`,
+      value: ratio,
+      display: fmtRatio(ratio),
+      pass: ratio >= HASHING_RATIO_TARGET,
+    });
+  }
+  targets.push({
+    id: 'capacity-refreshes',
+    name: 'refreshes/s per vCPU (SQLite)',
+    goal: `≥ ${fmtInt(REFRESHES_PER_VCPU_TARGET)}`,
+    value: refreshes,
+    display: fmtNum(refreshes, 1),
+    pass: refreshes >= REFRESHES_PER_VCPU_TARGET,
+  });
+  return targets;
+}
+
+/**
+ * CPU profile (`node --cpu-prof`, main thread) of the sample app on SQLite under the loads whose
+ * capacity target was missed, cut to each load window with the app's monotonic clock.
+ */
+export async function profileCapacity(
+  dir: string,
+  options: BenchOptions,
+  loads: { logins: boolean; refreshes: boolean },
+): Promise<ProfileSection[]> {
+  const profileDir = join(dir, 'profile-capacity');
+  mkdirSync(profileDir, { recursive: true });
+  const db = await createDatabase('sqlite', 'tfa_bench_profile', dir, {
+    postgres: options.postgresUrl,
+    mariadb: options.mariadbUrl,
+  });
+  if ('unavailable' in db) throw new Error(db.unavailable);
+  const app = await SampleApp.start('profile-capacity', {
+    databaseUrl: db.url,
+    dir,
+    execArgv: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
+  });
+  const windows: { label: string; from: number; to: number; requests: number }[] = [];
+  let from = 0;
+  try {
+    await measureApp(app, options, loads, async (label, edge, requests) => {
+      const at = await app.mark();
+      if (edge === 'start') from = at;
+      else windows.push({ label, from, to: at, requests: requests ?? 0 });
+    });
+  } finally {
+    await app.stop();
+  }
+  const file = findProfile(profileDir);
+  return windows.map((w) => ({
+    title: `sample app on SQLite, ${options.capacityClients} closed-loop clients on ${w.label}, ${options.capacityDuration} s, main thread, per request`,
+    summaries: [{ label: w.label, summary: summariseProfile(file, w.requests, w.from, w.to) }],
+    unit: 'request',
+  }));
+}
