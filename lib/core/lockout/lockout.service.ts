@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import type { Repository } from 'typeorm';
+import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
+import { DataSource, type Repository } from 'typeorm';
+import { dialectOf } from '../database/dialect.js';
+import { RawQuery } from '../database/raw-query.js';
 import { IdentifierHasher } from '../identifiers/identifier-hasher.service.js';
 import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
 import { AuditEvents } from '../events/audit-events.service.js';
@@ -30,12 +32,27 @@ export type GuessOutcome<T> = { ok: true; value: T } | { ok: false };
  */
 @Injectable()
 export class LockoutService {
+  private readonly raw: RawQuery;
+  private readonly insertSql: string;
+
   constructor(
     @InjectRepository(LoginAttempt) private readonly attempts: Repository<LoginAttempt>,
     @InjectTwoFactorOptions() private readonly options: ResolvedTwoFactorAuthOptions,
     private readonly identifiers: IdentifierHasher,
     private readonly events: AuditEvents,
-  ) {}
+    @InjectDataSource() dataSource: DataSource,
+  ) {
+    // Every login runs these statements: hand-written (see RawQuery), one dialect line apiece.
+    this.raw = new RawQuery(dataSource);
+    const columns =
+      '(username_hash, failures, window_start, locked_until, in_flight, in_flight_since) ' +
+      'VALUES (?, 0, 0, 0, 0, 0)';
+    this.insertSql = {
+      sqlite: `INSERT OR IGNORE INTO tfa_login_attempts ${columns}`,
+      postgres: `INSERT INTO tfa_login_attempts ${columns} ON CONFLICT DO NOTHING`,
+      mysql: `INSERT IGNORE INTO tfa_login_attempts ${columns}`,
+    }[dialectOf(dataSource)];
+  }
 
   /** The keyed hash under which `usernameKey` is counted (also used in audit events). */
   keyOf(usernameKey: string): string {
@@ -93,63 +110,40 @@ export class LockoutService {
     await this.attempts.delete({ usernameHash: this.keyOf(usernameKey) });
   }
 
-  /** Takes a place for one guess; false when locked or every place is taken. */
+  /**
+   * Takes a place for one guess; false when locked or every place is taken. One statement when
+   * the username has a row: it forgets failures older than one lockout period and places held
+   * for longer than a minute (lost to a crash) in the same atomic step as it takes the place.
+   */
   private async reserve(usernameHash: string): Promise<boolean> {
     const { maxAttempts, seconds } = this.options.lockout || { maxAttempts: 0, seconds: 0 };
     const now = Date.now();
-    await retryOnConflict(() =>
-      this.attempts
-        .createQueryBuilder()
-        .insert()
-        .values({
-          usernameHash,
-          failures: 0,
-          windowStart: 0,
-          lockedUntil: 0,
-          inFlight: 0,
-          inFlightSince: 0,
-        })
-        .orIgnore()
-        .execute(),
-    );
-    // Failures older than one lockout period no longer count; places held for a minute were lost.
-    await retryOnConflict(() =>
-      this.attempts
-        .createQueryBuilder()
-        .update()
-        .set({
-          failures: () => 'CASE WHEN window_start < :stale THEN 0 ELSE failures END',
-          inFlight: () => 'CASE WHEN in_flight_since < :lost THEN 0 ELSE in_flight END',
-        })
-        .where(
-          'username_hash = :usernameHash AND locked_until <= :now AND ' +
-            '((failures > 0 AND window_start < :stale) OR (in_flight > 0 AND in_flight_since < :lost))',
-        )
-        .setParameters({
-          usernameHash,
-          now,
-          stale: now - seconds * 1000,
-          lost: now - IN_FLIGHT_LIMIT_MS,
-        })
-        .execute(),
-    );
-    const reserved = await retryOnConflict(() =>
-      this.attempts
-        .createQueryBuilder()
-        .update()
-        .set({ inFlight: () => 'in_flight + 1', inFlightSince: now })
-        .where(
-          'username_hash = :usernameHash AND locked_until <= :now AND failures + in_flight < :max',
-        )
-        .setParameters({ usernameHash, now, max: maxAttempts })
-        .execute(),
-    );
-    return (reserved.affected ?? 0) === 1;
+    const stale = now - seconds * 1000;
+    const lost = now - IN_FLIGHT_LIMIT_MS;
+    // Listed before `in_flight_since`: MySQL evaluates SET clauses left to right.
+    const take = () =>
+      retryOnConflict(() =>
+        this.raw.run(
+          'UPDATE tfa_login_attempts SET ' +
+            'failures = CASE WHEN window_start < ? THEN 0 ELSE failures END, ' +
+            'in_flight = (CASE WHEN in_flight_since < ? THEN 0 ELSE in_flight END) + 1, ' +
+            'in_flight_since = ? ' +
+            'WHERE username_hash = ? AND locked_until <= ? AND ' +
+            '(CASE WHEN window_start < ? THEN 0 ELSE failures END) + ' +
+            '(CASE WHEN in_flight_since < ? THEN 0 ELSE in_flight END) < ?',
+          [stale, lost, now, usernameHash, now, stale, lost, maxAttempts],
+        ),
+      );
+    if ((await take()) === 1) return true;
+    // No row yet (or locked, or full): make sure there is one, then try once more.
+    await retryOnConflict(() => this.raw.run(this.insertSql, [usernameHash]));
+    return (await take()) === 1;
   }
 
   /** A guess refused unevaluated: it counts as a failure (unless locked), then 429. */
   private async refuse(usernameHash: string): Promise<LockedError> {
     const now = Date.now();
+    await this.reclaim(usernameHash, now);
     await retryOnConflict(() =>
       this.attempts
         .createQueryBuilder()
@@ -170,31 +164,46 @@ export class LockoutService {
     return new LockedError(lockedFor);
   }
 
+  /**
+   * Forgets stale failures and lost places before a refused guess is counted, as `reserve`
+   * does for the guesses it lets through.
+   */
+  private async reclaim(usernameHash: string, now: number): Promise<void> {
+    const { seconds } = this.options.lockout || { seconds: 0 };
+    await retryOnConflict(() =>
+      this.raw.run(
+        'UPDATE tfa_login_attempts SET ' +
+          'failures = CASE WHEN window_start < ? THEN 0 ELSE failures END, ' +
+          'in_flight = CASE WHEN in_flight_since < ? THEN 0 ELSE in_flight END ' +
+          'WHERE username_hash = ? AND locked_until <= ?',
+        [now - seconds * 1000, now - IN_FLIGHT_LIMIT_MS, usernameHash, now],
+      ),
+    );
+  }
+
   /** Gives a place back, counting a failure or forgetting the failures after a success. */
   private async release(
     usernameHash: string,
     result: 'success' | 'failure' | 'uncounted',
   ): Promise<void> {
     const now = Date.now();
-    const set: Record<string, () => string> = {
-      inFlight: () => 'CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END',
-    };
-    if (result === 'failure') {
-      // Listed before `failures`: MySQL evaluates SET clauses left to right.
-      set.windowStart = () =>
-        'CASE WHEN failures = 0 AND locked_until <= :now THEN :now ELSE window_start END';
-      set.failures = () => 'CASE WHEN locked_until <= :now THEN failures + 1 ELSE failures END';
-    } else if (result === 'success') {
-      set.failures = () => 'CASE WHEN locked_until <= :now THEN 0 ELSE failures END';
-    }
+    const free = 'in_flight = CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END';
+    const [set, params] =
+      result === 'failure'
+        ? // `window_start` before `failures`: MySQL evaluates SET clauses left to right.
+          [
+            `${free}, window_start = CASE WHEN failures = 0 AND locked_until <= ? THEN ? ELSE window_start END, ` +
+              'failures = CASE WHEN locked_until <= ? THEN failures + 1 ELSE failures END',
+            [now, now, now],
+          ]
+        : result === 'success'
+          ? [`${free}, failures = CASE WHEN locked_until <= ? THEN 0 ELSE failures END`, [now]]
+          : [free, []];
     await retryOnConflict(() =>
-      this.attempts
-        .createQueryBuilder()
-        .update()
-        .set(set)
-        .where('username_hash = :usernameHash')
-        .setParameters({ usernameHash, now })
-        .execute(),
+      this.raw.run(`UPDATE tfa_login_attempts SET ${set} WHERE username_hash = ?`, [
+        ...params,
+        usernameHash,
+      ]),
     );
   }
 
@@ -203,14 +212,12 @@ export class LockoutService {
     const { maxAttempts, seconds } = this.options.lockout || { maxAttempts: 0, seconds: 0 };
     const now = Date.now();
     const locked = await retryOnConflict(() =>
-      this.attempts
-        .createQueryBuilder()
-        .update()
-        .set({ failures: 0, lockedUntil: now + seconds * 1000 })
-        .where('username_hash = :usernameHash AND locked_until <= :now AND failures >= :max')
-        .setParameters({ usernameHash, now, max: maxAttempts })
-        .execute(),
+      this.raw.run(
+        'UPDATE tfa_login_attempts SET failures = 0, locked_until = ? ' +
+          'WHERE username_hash = ? AND locked_until <= ? AND failures >= ?',
+        [now + seconds * 1000, usernameHash, now, maxAttempts],
+      ),
     );
-    if ((locked.affected ?? 0) > 0) this.events.emit('account.locked', { usernameHash, seconds });
+    if (locked > 0) this.events.emit('account.locked', { usernameHash, seconds });
   }
 }
