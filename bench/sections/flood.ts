@@ -13,7 +13,7 @@ import { startTwoFactor, type TwoFactorFixture } from '../support/two-factor.js'
 
 /**
  * The least p99 limit of the guarded route during the storm, in ms. On 2 shared cores the
- * storm adds runnable threads (the hashing thread, the flood process) to the server's event
+ * storm adds runnable threads (the hashing threads, the flood process) to the server's event
  * loop and the load generator: a request that arrives while its core runs one of them waits
  * for a time slice or two of the scheduler (EEVDF's base slice is ~0.75 ms × (1 + log2 CPUs),
  * and the kernel may give a waking thread up to a few slices before it runs). Twice an idle

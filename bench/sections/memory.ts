@@ -30,6 +30,23 @@ export function slope(points: readonly { x: number; y: number }[]): number {
   return den > 0 ? num / den : Number.NaN;
 }
 
+/**
+ * Growth per rotation from the half-way checkpoint (full GCs) to the end of the run, of RSS
+ * after GCs and of V8's heap in use after GCs (retained objects).
+ */
+export function retainedPerRotation(memory: MemorySection): { rss: number; heap: number } {
+  const end = memory.samples.at(-1)!;
+  const from = memory.samples.find((s) => s !== end && s.heapUsed !== undefined) ?? {
+    ...memory.afterLogins,
+    rotations: 0,
+  };
+  const rotations = (end.rotations ?? 0) - (from.rotations ?? 0);
+  return {
+    rss: (end.rssAfterGc! - from.rssAfterGc!) / rotations,
+    heap: (end.heapUsed! - from.heapUsed!) / rotations,
+  };
+}
+
 /** RSS growth per rotation over the second half of the run (after its start-up transients). */
 export function growthPerRotation(memory: MemorySection): number {
   const half = memory.rotations / 2;
@@ -87,11 +104,20 @@ export async function runMemory(dir: string, options: BenchOptions, report: Benc
     const samples: MemoryReading[] = [];
     let rotations = 0;
     let running = true;
+    // Every few seconds RSS and V8's committed heap; once, half-way, a checkpoint with full
+    // GCs, so that retained memory is compared over the second half only (after the step
+    // the heap takes when the load starts).
+    let midway = false;
     const sampler = (async () => {
       const t0 = performance.now();
       while (running) {
         await sleep(options.memorySampleSeconds * 1000);
         if (!running) break;
+        if (!midway && performance.now() - t0 >= (options.memoryRotationSeconds * 1000) / 2) {
+          midway = true;
+          samples.push(await reading('half-way (full GCs)', rotations));
+          continue;
+        }
         const rss = app.rss();
         const { heapTotal } = await app.memory();
         samples.push({

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem, type as osType, arch } from 'node:os';
 import { join } from 'node:path';
 import { microTables } from '../micro.js';
-import { growthPerRotation } from '../sections/memory.js';
+import { growthPerRotation, retainedPerRotation } from '../sections/memory.js';
 import { isGuardFrame, top, type ProfileSummary } from './profile.js';
 import { medianOf, roundRatios, type BenchReport, type Series } from './results.js';
 import { fmtBytes, fmtInt, fmtMs, fmtNum, fmtRatio, median, table } from './stats.js';
@@ -194,7 +194,7 @@ function floodSection(report: BenchReport): string {
     '',
     perRound,
     '',
-    `- p99 limit during the storm: max(2 × idle p99, ${flood.floorMs} ms) = ${fmtMs(limit)}. The floor absorbs scheduler noise on 2 cores: the storm adds runnable threads (the hashing thread, the storm process) beside the server's event loop and the load generator, and a request that arrives while its core runs one of them waits a scheduler time slice or two (EEVDF's base slice is ~0.75 ms × (1 + log2 CPUs)); twice an idle p99 of a few ms is within that noise. ${flood.floorMs} ms is a few such slices, and an order of magnitude below one login (~250 ms).`,
+    `- p99 limit during the storm: max(2 × idle p99, ${flood.floorMs} ms) = ${fmtMs(limit)}. The floor absorbs scheduler noise on 2 cores: the storm adds runnable threads (the hashing threads, the storm process) beside the server's event loop and the load generator, and a request that arrives while its core runs one of them waits a scheduler time slice or two (EEVDF's base slice is ~0.75 ms × (1 + log2 CPUs)); twice an idle p99 of a few ms is within that noise. ${flood.floorMs} ms is a few such slices, and an order of magnitude below one login (~250 ms).`,
     `- The machine's idle p99 spread across rounds: ${fmtMs(Math.min(...idle))} to ${fmtMs(Math.max(...idle))} (median ${fmtMs(median(idle))}); idle probe max up to ${fmtMs(Math.max(...flood.rounds.map((r) => r.idle.max)))}.`,
   ].join('\n');
 }
@@ -278,7 +278,9 @@ function capacitySection(report: BenchReport): string {
     ),
     '',
     `- Hashing limit (bench/hashing.ts, a separate process): \`@node-rs/argon2\` \`verify\` of a hash made at the module's defaults (\`TWO_FACTOR_AUTH_DEFAULTS.password\`: argon2id, m=${fmtInt(h.memoryCost)} KiB, t=${h.timeCost}, p=${h.parallelism}), ${h.threads} calls in flight for ${fmtNum(h.seconds, 1)} s: **${fmtNum(h.perSecond, 1)}/s, ${fmtNum(h.perVcpu, 1)} per vCPU**. A login verifies one such hash: no login path can go faster on this machine. "vs hashing limit" = logins/s ÷ ${fmtNum(h.perSecond, 1)}.`,
-    `- With the module's default \`password.concurrency\` (${h.defaultConcurrency} = CPUs − 1, at least 1) calls in flight: ${fmtNum(h.atDefaultConcurrency, 1)}/s, the most logins/s the default configuration allows here.`,
+    h.defaultConcurrency === h.threads
+      ? `- The module's default \`password.concurrency\` here is ${h.defaultConcurrency}, one hash per vCPU: the default configuration can reach this limit.`
+      : `- With the module's default \`password.concurrency\` here (${h.defaultConcurrency}) calls in flight: ${fmtNum(h.atDefaultConcurrency, 1)}/s, the most logins/s the default configuration allows on this machine.`,
     ...(versions.length > 0 ? [`- Servers: ${versions.join('; ')}.`] : []),
   ].join('\n');
 }
@@ -327,7 +329,9 @@ function memorySection(report: BenchReport): string {
   const start = m.afterLogins;
   const end = m.samples.at(-1)!;
   const perRotation = growthPerRotation(m);
-  const afterGcPerRotation = (end.rssAfterGc! - start.rssAfterGc!) / m.rotations;
+  const retained = retainedPerRotation(m);
+  const afterGcPerRotation = retained.rss;
+  const heapPerRotation = retained.heap;
   const hour = m.rotationRate * 3600;
   const opt = (v: number | undefined) => (v !== undefined ? fmtBytes(v) : '');
   const rows = readings.map((r) => [
@@ -351,8 +355,8 @@ function memorySection(report: BenchReport): string {
     ),
     '',
     `- ${fmtInt(m.rotations)} rotations at ${fmtNum(m.rotationRate, 0)}/s. Over the run: RSS ${delta(start.rss, end.rss)}, of which V8's committed heap ${delta(start.heapTotal, end.heapTotal)}; after full GCs, heap in use ${delta(start.heapUsed!, end.heapUsed!)} and RSS ${delta(start.rssAfterGc!, end.rssAfterGc!)}.`,
-    `- Growth per 100,000 rotations: RSS as sampled **${fmtBytes(perRotation * 100_000)}** (least-squares slope over the samples of the run's second half, after its start-up transients); RSS after full GCs, end vs start of the run, **${fmtBytes(afterGcPerRotation * 100_000)}**.`,
-    `- An hour at the measured rate is ${fmtInt(hour)} rotations. **Projection, not a measurement:** along those lines an hour would add ${fmtBytes(perRotation * hour)} of RSS as sampled, ${fmtBytes(afterGcPerRotation * hour)} after GCs. A straight line through ${fmtNum(m.rotationSeconds, 0)} s cannot tell a leak from V8 letting its heap grow until its next full collection (the "V8 heap" column), nor show a plateau that comes later: the heap after GC is the sign of retained objects. What a rotation keeps is rows in the database (the spent token's \`revoked_at\`, the new pair): it adds nothing to the revocation log, so the in-memory revocation view does not grow with rotations, and the verifier's cache of access tokens is capped (\`revocation.verifiedCacheSize\`, 10,000).`,
+    `- Growth per 100,000 rotations: RSS as sampled **${fmtBytes(perRotation * 100_000)}** (least-squares slope over the samples of the run's second half, after its start-up transients); from the half-way checkpoint to the end, after full GCs: RSS **${fmtBytes(afterGcPerRotation * 100_000)}**, V8 heap in use (retained objects) **${fmtBytes(heapPerRotation * 100_000)}**.`,
+    `- An hour at the measured rate is ${fmtInt(hour)} rotations. **Projection, not a measurement:** along those lines an hour would add ${fmtBytes(perRotation * hour)} of RSS as sampled, ${fmtBytes(afterGcPerRotation * hour)} of RSS after GCs, ${fmtBytes(heapPerRotation * hour)} of retained heap. A straight line through ${fmtNum(m.rotationSeconds, 0)} s cannot tell a leak from V8 letting its heap grow until its next full collection (the "V8 heap" column), nor show a plateau that comes later: the heap after GC is the sign of retained objects. What a rotation keeps is rows in the database (the spent token's \`revoked_at\`, the new pair): it adds nothing to the revocation log, so the in-memory revocation view does not grow with rotations, and the verifier's cache of access tokens is capped (\`revocation.verifiedCacheSize\`, 10,000).`,
   ].join('\n');
 }
 
