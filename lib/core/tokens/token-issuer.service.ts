@@ -15,7 +15,6 @@ import { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP } from './token.constants.js';
 import type { ResolvedTwoFactorAuthOptions } from '../options/two-factor-auth.options.js';
 import { checkClaims, RESERVED_CLAIMS, type ClaimSet } from './claims.util.js';
 import { IssuedToken, type IssuedTokenType } from './issued-token.entity.js';
-import { TokenFamily } from './token-family.entity.js';
 import { TokenRevoker } from './token-revoker.service.js';
 import type { TokenPair } from './token.types.js';
 
@@ -84,7 +83,6 @@ interface RecordSpec {
 export class TokenIssuer {
   private readonly logger = new Logger('TwoFactorAuth');
   private readonly tokens: Repository<IssuedToken>;
-  private readonly families: Repository<TokenFamily>;
   private readonly raw: RawQuery;
 
   constructor(
@@ -98,7 +96,6 @@ export class TokenIssuer {
   ) {
     this.raw = new RawQuery(dataSource);
     this.tokens = dataSource.getRepository(IssuedToken);
-    this.families = dataSource.getRepository(TokenFamily);
   }
 
   /**
@@ -120,13 +117,11 @@ export class TokenIssuer {
     const familyId = randomUUID();
     const { pair, accessJti, jtis } = await this.unlessAccountGone(account.id, async () => {
       await retryOnConflict(() =>
-        this.families.insert({
-          id: familyId,
-          accountId: account.id,
-          epoch,
-          revokedAt: null,
-          createdAt: Date.now(),
-        }),
+        this.raw.run(
+          'INSERT INTO tfa_token_families (id, account_id, epoch, revoked_at, created_at) ' +
+            'VALUES (?, ?, ?, NULL, ?)',
+          [familyId, account.id, epoch, Date.now()],
+        ),
       );
       return this.issuePair(account.id, familyId, null, claims);
     });
