@@ -34,7 +34,11 @@ describe('PasswordHasher', () => {
     };
     const argon = await time(real);
     // A bcrypt hash (an application's legacy users), an empty column, no account at all.
-    for (const other of ['$2b$10$abcdefghijklmnopqrstuu5a6S9D3n0oA0nQn2a2dG0fh1P0/xYp6', '', null]) {
+    for (const other of [
+      '$2b$10$abcdefghijklmnopqrstuu5a6S9D3n0oA0nQn2a2dG0fh1P0/xYp6',
+      '',
+      null,
+    ]) {
       expect(await time(other)).toBeGreaterThan(argon / 3);
     }
   });
