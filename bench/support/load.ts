@@ -193,6 +193,8 @@ export interface ClosedLoopOptions {
   next: (client: number) => LoopRequest;
   /** Sees every 2xx answer (its parsed JSON body); throwing fails the run. */
   onAnswer?: (client: number, body: unknown) => void;
+  /** The one status every answer must have instead of a 2xx (a load of refused requests). */
+  expectStatus?: number;
 }
 
 /**
@@ -229,7 +231,11 @@ export async function closedLoop(base: string, options: ClosedLoopOptions): Prom
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
             const status = res.statusCode ?? 0;
-            if (status < 200 || status >= 300) {
+            const expected =
+              options.expectStatus !== undefined
+                ? status === options.expectStatus
+                : status >= 200 && status < 300;
+            if (!expected) {
               reject(new Error(`${spec.method} ${spec.path} answered ${status}: ${text}`));
               return;
             }

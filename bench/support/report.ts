@@ -214,8 +214,10 @@ function capacitySection(report: BenchReport): string {
           fmtNum(d.refreshes.rps, 1),
           perVcpu(d.refreshes.rps),
           `${fmtMs(d.refreshes.p50)} / ${fmtMs(d.refreshes.p99)}`,
+          d.stackCeiling ? perVcpu(d.stackCeiling.rps) : '—',
+          d.stackCeiling ? fmtRatio(d.refreshes.rps / d.stackCeiling.rps) : '—',
         ]
-      : [d.label, 'skipped', '', '', '', '', '', ''],
+      : [d.label, 'skipped', '', '', '', '', '', '', '', ''],
   );
   const skipped = c.databases.filter((d) => d.skipped).map((d) => `- ${d.label} ${d.skipped}.`);
   const cpuRows = c.databases.flatMap((d) =>
@@ -257,11 +259,15 @@ function capacitySection(report: BenchReport): string {
         'refreshes/s',
         'per vCPU',
         'refresh p50 / p99',
+        'stack ceiling per vCPU',
+        'vs ceiling',
       ],
       rows,
     ),
     '',
     ...skipped,
+    '',
+    '**Stack ceiling**: the same clients POST a well-formed refresh body whose token fails its signature check, for the same time: the app answers 401 after the Express and Nest pipeline, the throttle, the body validation and one ES256 verification, with no database work. No refresh can be faster than that on this machine; "vs ceiling" = refreshes/s ÷ that rate.',
     '',
     "The app's CPU time per request during each measured run, by thread (utime + stime of /proc/<pid>/task/*/stat): the event loop (main thread), the password hasher's threads (the only ones at a lower priority, nice > 0) and the others (V8's GC and compiler, libuv's pool). The last column is the app's share of all the machine's vCPUs over the run: well below 100 % means the app waited (for hashing slots, the database or the clients), not that it ran out of CPU.",
     '',

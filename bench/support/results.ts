@@ -48,6 +48,12 @@ export interface CapacityDatabase {
   skipped?: string;
   logins?: LoadResult;
   refreshes?: LoadResult;
+  /**
+   * The HTTP stack's own ceiling on the refresh route: `POST /auth/refresh` with a well-formed
+   * body whose token fails its signature check (401), the same clients. What the app answers
+   * per second without touching the database: no refresh can be faster.
+   */
+  stackCeiling?: LoadResult;
   /** CPU time of the app's threads during each measured run, seconds. */
   loginsCpu?: ThreadCpu;
   refreshesCpu?: ThreadCpu;

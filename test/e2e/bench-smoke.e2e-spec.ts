@@ -83,9 +83,10 @@ describe('npm run bench (smoke mode)', () => {
     expect(output).toMatch(row('JwtTwoFactorGuard ES256: guarded GET /guarded'));
     expect(output).toMatch(row('JwtTwoFactorGuard HS256: guarded GET /guarded'));
     expect(output).toMatch(row("stock AuthGuard('jwt') HS256: guarded GET /guarded"));
-    // 4 of guard cost, 2 of the login storm, 2 of capacity (3 when the hashing limit measured in
-    // the smoke run's short sample is below the login target: "machine-bound").
-    expect([8, 9]).toContain(output.match(/\| +(PASS|FAIL) \|/g)?.length);
+    // 4 of guard cost, 2 of the login storm, 2 of capacity, plus one when the hashing limit is
+    // below the login target ("machine-bound") and one when the refresh route's stack ceiling is
+    // below the refresh target ("stack-bound"): smoke samples are short, so either may show.
+    expect([8, 9, 10]).toContain(output.match(/\| +(PASS|FAIL) \|/g)?.length);
     expect(output).toMatch(/\| SQLite +\| +[\d.]+ \| +[\d.]+ \|/);
     expect(output).toMatch(/Cost of first sight: \*\*-?[\d.]+ µs per request/);
     expect(output).toMatch(/\| end of the rotation run +\| +[\d.]+ \| +[\d.]+ MiB \|/);
