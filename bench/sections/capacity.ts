@@ -261,11 +261,14 @@ export function capacityTargets(report: BenchReport): Target[] {
   const { vcpus, hashing } = capacity;
   const logins = sqlite.logins!.rps / vcpus;
   const refreshes = sqlite.refreshes!.rps / vcpus;
-  const machineBound = hashing.perVcpu < LOGINS_PER_VCPU_TARGET;
+  // A login is one hash plus its request: the target is out of this machine's reach when it
+  // needs more of the hashing limit than a login path can use (HASHING_RATIO_TARGET) while the
+  // app's event loop and the load generator share the same cores.
+  const machineBound = hashing.perVcpu * HASHING_RATIO_TARGET < LOGINS_PER_VCPU_TARGET;
   const targets: Target[] = [
     {
       id: 'capacity-logins',
-      name: `logins/s per vCPU (SQLite)${machineBound ? ` (machine-bound: the hashing limit is ${fmtNum(hashing.perVcpu, 1)}/s per vCPU)` : ''}`,
+      name: `logins/s per vCPU (SQLite)${machineBound ? ` (machine-bound: the hashing limit is ${fmtNum(hashing.perVcpu, 1)}/s per vCPU; ${fmtRatio(HASHING_RATIO_TARGET)} of it is ${fmtNum(hashing.perVcpu * HASHING_RATIO_TARGET, 1)})` : ''}`,
       goal: `≥ ${LOGINS_PER_VCPU_TARGET}`,
       value: logins,
       display: fmtNum(logins, 1),
