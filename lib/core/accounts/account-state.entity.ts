@@ -1,4 +1,4 @@
-import { Entity, Column, OneToOne, JoinColumn, type Relation } from 'typeorm';
+import { Entity, Column, ManyToOne, OneToOne, JoinColumn, type Relation } from 'typeorm';
 import { InstantColumn } from '../database/instant.column.js';
 import { Account, type SecondFactorKind } from './account.entity.js';
 import { accountIdColumn, accountsEntity, ownAccounts } from './account-entities.js';
@@ -43,4 +43,28 @@ export class AccountState {
 /** The entity the module's per-account rows reference: `Account`, or `AccountState` beside the app's own. */
 export function accountStateEntity(): typeof Account | typeof AccountState {
   return ownAccounts() ? AccountState : Account;
+}
+
+/** What a row of the module's per-account tables points at: the `Account` or its `AccountState`. */
+export type AccountRef = Relation<Account | AccountState>;
+
+/**
+ * The relation of a per-account table of the module (`<table>.account_id`) to the account's
+ * state row, deleted with it: one decorator for the five tables that have it.
+ */
+export function AccountRelation(
+  kind: 'one-to-one' | 'many-to-one',
+  table: string,
+): PropertyDecorator {
+  const relation = kind === 'one-to-one' ? OneToOne : ManyToOne;
+  return (target, property) => {
+    JoinColumn({ name: 'account_id', foreignKeyConstraintName: `FK_${table}_account` })(
+      target,
+      property,
+    );
+    relation(() => accountStateEntity(), { onDelete: 'CASCADE', nullable: false })(
+      target,
+      property,
+    );
+  };
 }

@@ -46,9 +46,6 @@ export interface AccountJoin {
 /** A row of the per-account state: `Account` itself, or `AccountState` with its app account. */
 export type AccountStateRow = Account | (AccountState & { account?: object });
 
-/** The relation path that loads an account with a token record or family in one query. */
-export type AccountRelations = { account: true | { account: true } };
-
 /**
  * The accounts port: the only place that reads or writes accounts. Its TypeORM default serves
  * both stores: the module's `Account` (id, name, hash, flags and token marks in one row) and an
@@ -58,8 +55,6 @@ export type AccountRelations = { account: true | { account: true } };
 @Injectable()
 export class AccountStore {
   private readonly own: ResolvedAccounts | undefined;
-  /** Loads the account of a token record or family (`relations` of a find). */
-  readonly relations: AccountRelations;
 
   private readonly joinSql: (alias: string) => AccountJoin;
   private readonly idKind: 'integer' | 'uuid' | 'string';
@@ -67,7 +62,6 @@ export class AccountStore {
 
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {
     this.own = ownAccounts();
-    this.relations = { account: this.own ? { account: true } : true };
     this.joinSql = this.own ? this.ownJoin(this.own) : defaultJoin;
     this.idKind = this.own ? idKindOf(dataSource) : 'string';
     this.raw = new RawQuery(dataSource);
@@ -176,7 +170,7 @@ export class AccountStore {
     return true;
   }
 
-  /** The account of a state row loaded with `relations`, or `null` when it is gone. */
+  /** The account of a state row (loaded with its `account` for an own users table), or `null`. */
   fromState(state: AccountStateRow | null | undefined): AccountRecord | null {
     if (!state) return null;
     if (!this.own) {

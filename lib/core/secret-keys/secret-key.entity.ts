@@ -1,7 +1,6 @@
-import { Entity, PrimaryColumn, Column, OneToOne, JoinColumn, type Relation } from 'typeorm';
-import type { Account } from '../accounts/account.entity.js';
+import { Entity, PrimaryColumn, Column } from 'typeorm';
 import { accountIdColumn } from '../accounts/account-entities.js';
-import { accountStateEntity, type AccountState } from '../accounts/account-state.entity.js';
+import { AccountRelation, type AccountRef } from '../accounts/account-state.entity.js';
 import { InstantColumn } from '../database/instant.column.js';
 
 /**
@@ -16,9 +15,8 @@ export class SecretKey {
   @Column(accountIdColumn('account_id'))
   accountId!: string;
 
-  @OneToOne(() => accountStateEntity(), { onDelete: 'CASCADE', nullable: false })
-  @JoinColumn({ name: 'account_id', foreignKeyConstraintName: 'FK_tfa_secret_keys_account' })
-  account?: Relation<Account | AccountState>;
+  @AccountRelation('one-to-one', 'tfa_secret_keys')
+  account?: AccountRef;
 
   /** HMAC-SHA-256 of the key, hex. */
   @Column({ name: 'key_hash', type: 'varchar', length: 64 })

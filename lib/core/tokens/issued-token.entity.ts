@@ -1,15 +1,6 @@
-import {
-  Entity,
-  PrimaryColumn,
-  Column,
-  Index,
-  ManyToOne,
-  JoinColumn,
-  type Relation,
-} from 'typeorm';
-import type { Account } from '../accounts/account.entity.js';
+import { Entity, PrimaryColumn, Column, Index } from 'typeorm';
 import { accountIdColumn } from '../accounts/account-entities.js';
-import { accountStateEntity, type AccountState } from '../accounts/account-state.entity.js';
+import { AccountRelation, type AccountRef } from '../accounts/account-state.entity.js';
 import { InstantColumn } from '../database/instant.column.js';
 
 export type IssuedTokenType = 'access' | 'refresh';
@@ -30,9 +21,8 @@ export class IssuedToken {
   @Column(accountIdColumn('account_id'))
   accountId!: string;
 
-  @ManyToOne(() => accountStateEntity(), { onDelete: 'CASCADE', nullable: false })
-  @JoinColumn({ name: 'account_id', foreignKeyConstraintName: 'FK_tfa_issued_tokens_account' })
-  account?: Relation<Account | AccountState>;
+  @AccountRelation('many-to-one', 'tfa_issued_tokens')
+  account?: AccountRef;
 
   @Column({ type: 'varchar', length: 8 })
   type!: IssuedTokenType;

@@ -1,15 +1,6 @@
-import {
-  Entity,
-  PrimaryColumn,
-  Column,
-  Index,
-  ManyToOne,
-  JoinColumn,
-  type Relation,
-} from 'typeorm';
-import type { Account } from '../accounts/account.entity.js';
+import { Entity, PrimaryColumn, Column, Index } from 'typeorm';
 import { accountIdColumn } from '../accounts/account-entities.js';
-import { accountStateEntity, type AccountState } from '../accounts/account-state.entity.js';
+import { AccountRelation, type AccountRef } from '../accounts/account-state.entity.js';
 import { InstantColumn } from '../database/instant.column.js';
 
 /**
@@ -26,9 +17,8 @@ export class TokenFamily {
   @Column(accountIdColumn('account_id'))
   accountId!: string;
 
-  @ManyToOne(() => accountStateEntity(), { onDelete: 'CASCADE', nullable: false })
-  @JoinColumn({ name: 'account_id', foreignKeyConstraintName: 'FK_tfa_token_families_account' })
-  account?: Relation<Account | AccountState>;
+  @AccountRelation('many-to-one', 'tfa_token_families')
+  account?: AccountRef;
 
   /** The account's token epoch when the login happened; a revoke-all moves the account's on. */
   @Column({ type: 'integer', default: 0 })

@@ -1,15 +1,6 @@
-import {
-  Entity,
-  PrimaryColumn,
-  Column,
-  Index,
-  ManyToOne,
-  JoinColumn,
-  type Relation,
-} from 'typeorm';
-import type { Account } from '../accounts/account.entity.js';
+import { Entity, PrimaryColumn, Column, Index } from 'typeorm';
 import { accountIdColumn } from '../accounts/account-entities.js';
-import { accountStateEntity, type AccountState } from '../accounts/account-state.entity.js';
+import { AccountRelation, type AccountRef } from '../accounts/account-state.entity.js';
 import { InstantColumn } from '../database/instant.column.js';
 
 /** A single-use recovery code of a TOTP account, stored as a keyed hash. */
@@ -22,9 +13,8 @@ export class RecoveryCode {
   @Column(accountIdColumn('account_id'))
   accountId!: string;
 
-  @ManyToOne(() => accountStateEntity(), { onDelete: 'CASCADE', nullable: false })
-  @JoinColumn({ name: 'account_id', foreignKeyConstraintName: 'FK_tfa_recovery_codes_account' })
-  account?: Relation<Account | AccountState>;
+  @AccountRelation('many-to-one', 'tfa_recovery_codes')
+  account?: AccountRef;
 
   /** HMAC-SHA-256 of the normalised code, hex. */
   @Column({ name: 'code_hash', type: 'varchar', length: 64 })

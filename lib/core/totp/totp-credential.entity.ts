@@ -1,7 +1,6 @@
-import { Entity, PrimaryColumn, Column, OneToOne, JoinColumn, type Relation } from 'typeorm';
-import type { Account } from '../accounts/account.entity.js';
+import { Entity, PrimaryColumn, Column } from 'typeorm';
 import { accountIdColumn } from '../accounts/account-entities.js';
-import { accountStateEntity, type AccountState } from '../accounts/account-state.entity.js';
+import { AccountRelation, type AccountRef } from '../accounts/account-state.entity.js';
 import { InstantColumn } from '../database/instant.column.js';
 
 export type TotpStatus = 'pending' | 'active';
@@ -18,9 +17,8 @@ export class TotpCredential {
   @Column(accountIdColumn('account_id'))
   accountId!: string;
 
-  @OneToOne(() => accountStateEntity(), { onDelete: 'CASCADE', nullable: false })
-  @JoinColumn({ name: 'account_id', foreignKeyConstraintName: 'FK_tfa_totp_credentials_account' })
-  account?: Relation<Account | AccountState>;
+  @AccountRelation('one-to-one', 'tfa_totp_credentials')
+  account?: AccountRef;
 
   /** base64url(iv) . base64url(tag) . base64url(ciphertext) */
   @Column({ name: 'secret_ciphertext', type: 'varchar', length: 255 })
