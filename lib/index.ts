@@ -26,6 +26,8 @@ export {
   type TwoFactorUsernameOptions,
   type TwoFactorClaims,
   type TwoFactorEntityClass,
+  type TwoFactorDpopOptions,
+  type TwoFactorDpopAlgorithm,
 } from './core/options/two-factor-auth.options.js';
 export {
   TwoFactorAuthConfigError,
@@ -73,7 +75,11 @@ export type {
   TokenPair,
   AuthenticatedAccount,
   RevocationReason,
+  IssueOptions,
 } from './core/tokens/token.types.js';
+export type { DpopRefusal } from './core/tokens/access-token.verifier.js';
+export { DpopProofGuard, DpopJkt } from './http/guards/dpop-proof.guard.js';
+export { DpopProofVerifier, type DpopProofTarget } from './core/dpop/dpop-proof.verifier.js';
 export { TwoFactorStrategy } from './http/strategies/two-factor.strategy.js';
 export { JwtTwoFactorStrategy } from './http/strategies/jwt-two-factor.strategy.js';
 export { JwtTwoFactorGuard, type GuardedRequest } from './http/guards/jwt-two-factor.guard.js';
@@ -102,6 +108,8 @@ export {
   ConflictError,
   InvalidInputError,
   UnavailableError,
+  InvalidDpopProofError,
+  DpopNonceRequiredError,
 } from './core/errors.js';
 export { toHttpException } from './http/errors/error-mapping.js';
 export { TwoFactorAuthErrorFilter } from './http/errors/core-error.filter.js';

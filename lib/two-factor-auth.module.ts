@@ -38,6 +38,10 @@ import { PruneSchedule } from './core/tokens/prune.schedule.js';
 import { twoFactorAuthEntities } from './core/database/schema.js';
 import { configureAccounts } from './core/accounts/account-entities.js';
 import { AccountStore } from './core/accounts/account.store.js';
+import { DpopProofVerifier } from './core/dpop/dpop-proof.verifier.js';
+import { DpopReplayStore } from './core/dpop/dpop-replay.store.js';
+import { DpopAccess } from './http/dpop/dpop-access.js';
+import { DpopProofGuard } from './http/guards/dpop-proof.guard.js';
 import {
   REDIS_CLIENT,
   RESOLVED_OPTIONS,
@@ -147,6 +151,8 @@ const INTERNAL: Provider[] = [
   PruneSchedule,
   AuditEvents,
   IntrospectionService,
+  DpopReplayStore,
+  DpopAccess,
 ];
 
 const PUBLIC: Provider[] = [
@@ -162,6 +168,8 @@ const PUBLIC: Provider[] = [
   ReauthenticationGuard,
   LoginService,
   TokenThrottlerGuard,
+  DpopProofVerifier,
+  DpopProofGuard,
 ];
 
 /**

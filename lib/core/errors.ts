@@ -12,7 +12,9 @@ export abstract class TwoFactorAuthError extends Error {
     | 'not-found'
     | 'conflict'
     | 'invalid-input'
-    | 'unavailable';
+    | 'unavailable'
+    | 'invalid-dpop-proof'
+    | 'use-dpop-nonce';
 }
 
 /** The one failure of a login or re-authentication, whatever factor was wrong or missing. */
@@ -59,5 +61,25 @@ export class UnavailableError extends TwoFactorAuthError {
   readonly kind = 'unavailable';
   constructor(readonly retryAfterSeconds = 1) {
     super('Authentication is temporarily unavailable; retry shortly');
+  }
+}
+
+/**
+ * A DPoP proof (RFC 9449) that is missing where one is needed, malformed, or fails a check
+ * (signature, `htm`, `htu`, `iat`, `jti` replay, `ath`, the key a token is bound to). Which
+ * check failed is never told to the client.
+ */
+export class InvalidDpopProofError extends TwoFactorAuthError {
+  readonly kind = 'invalid-dpop-proof';
+  constructor() {
+    super('Invalid DPoP proof');
+  }
+}
+
+/** A DPoP proof without the current server nonce (RFC 9449 §8): retry with `nonce`. */
+export class DpopNonceRequiredError extends TwoFactorAuthError {
+  readonly kind = 'use-dpop-nonce';
+  constructor(readonly nonce: string) {
+    super('A DPoP nonce is required; retry with the one in the DPoP-Nonce header');
   }
 }

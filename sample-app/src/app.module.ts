@@ -98,6 +98,7 @@ export function twoFactorOptions(c: AppConfig, redis?: Redis): TwoFactorAuthModu
     redis,
     totp: encryptionKeys ? { encryptionKeys, enrolmentTtl: c.totpEnrolmentTtl } : false,
     introspection: c.introspectionClients.length > 0 ? { clients: c.introspectionClients } : false,
+    dpop: c.dpop,
     // Roles travel in the access token: the roles guard reads them without a lookup, and a
     // change shows at the next refresh. By account id, never by name: a name can be registered
     // by whoever comes first, or again after its account is deleted; an id never comes back.

@@ -99,6 +99,7 @@ export const TWO_FACTOR_AUTH_BOUNDS = Object.freeze({
   secretKeyPepper: { min: 32 },
   introspectionSecret: { min: 32 },
   usernames: { minLength: { min: 1, max: 254 }, maxLength: { min: 3, max: 254 } },
+  dpop: { proofMaxAge: { min: 5, max: 600 }, nonceLifetime: { min: 10, max: DAY } },
 } as const);
 const B = TWO_FACTOR_AUTH_BOUNDS;
 const TOP_LEVEL = [
@@ -122,6 +123,7 @@ const TOP_LEVEL = [
   'routes',
   'isGlobal',
   'accounts',
+  'dpop',
 ] as const;
 
 /**
@@ -155,6 +157,7 @@ export function resolveTwoFactorAuthOptions(raw: unknown): ResolvedTwoFactorAuth
         : resolveIntrospection(opts.introspection),
     usernames: resolveUsernames(opts.usernames),
     claims: resolveClaims(opts.claims),
+    dpop: resolveDpop(opts.dpop),
   };
 }
 
@@ -455,6 +458,74 @@ function resolveTotp(raw: unknown, defaultIssuer: string): ResolvedTotpOptions {
       B.totp.recoveryCodes,
     ),
     enrolmentTtl: integer('totp.enrolmentTtl', t.enrolmentTtl, d.enrolmentTtl, B.totp.enrolmentTtl),
+  };
+}
+
+function resolveDpop(raw: unknown): Resolved['dpop'] {
+  const o = plainObject('dpop', raw ?? {});
+  noUnknown('dpop', o, [
+    'required',
+    'algorithms',
+    'proofMaxAge',
+    'nonce',
+    'nonceLifetime',
+    'publicUrl',
+  ]);
+  for (const flag of ['required', 'nonce'] as const) {
+    if (o[flag] !== undefined && typeof o[flag] !== 'boolean') {
+      throw new TwoFactorAuthConfigError(
+        `dpop.${flag}`,
+        `must be true or false (got ${shown(o[flag])}).`,
+      );
+    }
+  }
+  const known: readonly string[] = D.dpop.algorithms;
+  let algorithms = D.dpop.algorithms as Resolved['dpop']['algorithms'];
+  if (o.algorithms !== undefined) {
+    const list = o.algorithms;
+    if (
+      !Array.isArray(list) ||
+      list.length === 0 ||
+      list.some((a) => !known.includes(a as string))
+    ) {
+      throw new TwoFactorAuthConfigError(
+        'dpop.algorithms',
+        `must be a non-empty list of: ${known.join(', ')} (asymmetric algorithms only, RFC 9449 §4.2).`,
+      );
+    }
+    algorithms = Object.freeze([...new Set(list as Resolved['dpop']['algorithms'])]);
+  }
+  let publicUrl: string | undefined;
+  if (o.publicUrl !== undefined) {
+    const url =
+      typeof o.publicUrl === 'string' && URL.canParse(o.publicUrl) ? new URL(o.publicUrl) : null;
+    if (
+      !url ||
+      (url.protocol !== 'https:' && url.protocol !== 'http:') ||
+      url.username !== '' ||
+      url.password !== '' ||
+      url.search !== '' ||
+      url.hash !== ''
+    ) {
+      throw new TwoFactorAuthConfigError(
+        'dpop.publicUrl',
+        "must be an http(s) URL without credentials, query or fragment, e.g. 'https://api.example.com/v1'.",
+      );
+    }
+    publicUrl = `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, '')}`;
+  }
+  return {
+    required: o.required === true,
+    algorithms,
+    proofMaxAge: integer('dpop.proofMaxAge', o.proofMaxAge, D.dpop.proofMaxAge, B.dpop.proofMaxAge),
+    nonce: o.nonce === true,
+    nonceLifetime: integer(
+      'dpop.nonceLifetime',
+      o.nonceLifetime,
+      D.dpop.nonceLifetime,
+      B.dpop.nonceLifetime,
+    ),
+    publicUrl,
   };
 }
 

@@ -113,6 +113,55 @@ export interface TwoFactorRevocationOptions {
   verifiedCacheSize?: number;
 }
 
+/** The signature algorithms a DPoP proof may use (asymmetric only: RFC 9449 §4.2). */
+export type TwoFactorDpopAlgorithm = Exclude<TwoFactorJwsAlgorithm, 'HS256' | 'HS384' | 'HS512'>;
+
+/**
+ * DPoP (RFC 9449): access and refresh tokens bound to a key the client holds. A client opts in
+ * per login by sending a `DPoP` proof to the token route; its tokens then work only with a fresh
+ * proof signed by that key. Clients that send no proof keep Bearer tokens unless `required`.
+ */
+export interface TwoFactorDpopOptions {
+  /**
+   * Refuse token requests without a DPoP proof, and unbound (Bearer) access tokens on guarded
+   * routes.
+   * @default false
+   */
+  required?: boolean;
+  /**
+   * The proof algorithms accepted, announced in `WWW-Authenticate: DPoP algs="…"`.
+   * @default ['ES256', 'ES384', 'ES512', 'EdDSA', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512']
+   */
+  algorithms?: TwoFactorDpopAlgorithm[];
+  /**
+   * How old (seconds) a proof's `iat` may be; it may lie at most `clockTolerance` in the
+   * future. Each proof's `jti` is remembered this long (plus the tolerance) to refuse replays.
+   * @default 60
+   */
+  proofMaxAge?: number;
+  /**
+   * Require server-issued nonces in proofs (RFC 9449 §8): a proof without a current nonce is
+   * answered with `use_dpop_nonce` and a fresh `DPoP-Nonce` header. Nonces are derived from
+   * the signing key, so every instance with the same keys accepts them.
+   * @default false
+   */
+  nonce?: boolean;
+  /**
+   * How long (seconds) a nonce is accepted when `nonce` is on.
+   * @default 300
+   */
+  nonceLifetime?: number;
+  /**
+   * The URL clients address the application at (scheme, host, optional path prefix), when a
+   * proxy in front rewrites it: `htu` is compared with this URL followed by the request's path.
+   * Without it, `htu` is compared with the request's own scheme, `Host` and path (behind a
+   * proxy the application trusts, its `X-Forwarded-Proto` and `X-Forwarded-Host`).
+   * @default undefined
+   * @example 'https://api.example.com/v1'
+   */
+  publicUrl?: string;
+}
+
 /** Housekeeping of `IssuedToken` rows. */
 export interface TwoFactorPruneOptions {
   /**
@@ -395,6 +444,12 @@ export interface TwoFactorAuthModuleOptions {
    * @example (user: User) => ({ roles: user.roles })
    */
   claims?(account: object): TwoFactorClaims | Promise<TwoFactorClaims>;
+  /**
+   * DPoP (RFC 9449) sender-constrained tokens. Always available to clients that send proofs;
+   * this tunes it, or makes it required.
+   * @default { required: false, proofMaxAge: 60, nonce: false, nonceLifetime: 300 }
+   */
+  dpop?: TwoFactorDpopOptions;
 }
 
 /** Options fixed when the module is imported (they decide which controllers exist). */
@@ -442,6 +497,18 @@ export interface ResolvedTwoFactorAuthOptions {
   usernames: Required<Omit<TwoFactorUsernameOptions, 'validate'>> &
     Pick<TwoFactorUsernameOptions, 'validate'>;
   claims: ((account: object) => TwoFactorClaims | Promise<TwoFactorClaims>) | undefined;
+  dpop: ResolvedDpopOptions;
+}
+
+/** DPoP options with every default filled in. */
+export interface ResolvedDpopOptions {
+  required: boolean;
+  algorithms: readonly TwoFactorDpopAlgorithm[];
+  proofMaxAge: number;
+  nonce: boolean;
+  nonceLifetime: number;
+  /** `publicUrl` without a trailing slash (origin and path prefix), or undefined. */
+  publicUrl: string | undefined;
 }
 
 /** TOTP options with every default filled in and the keys decoded. */
@@ -491,6 +558,24 @@ export const TWO_FACTOR_AUTH_DEFAULTS = Object.freeze({
   }),
   introspection: false,
   usernames: Object.freeze({ minLength: 3, maxLength: 254 }),
+  dpop: Object.freeze({
+    required: false,
+    algorithms: Object.freeze([
+      'ES256',
+      'ES384',
+      'ES512',
+      'EdDSA',
+      'PS256',
+      'PS384',
+      'PS512',
+      'RS256',
+      'RS384',
+      'RS512',
+    ] as const),
+    proofMaxAge: 60,
+    nonce: false,
+    nonceLifetime: 300,
+  }),
   routes: Object.freeze({ prefix: 'auth', jwks: true }),
   isGlobal: false,
 });

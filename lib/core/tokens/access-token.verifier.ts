@@ -8,10 +8,20 @@ import { TokenRecords, type LiveRecord } from './token-records.js';
 import { RevocationView } from '../revocation/revocation-view.service.js';
 import type { AuthenticatedAccount } from './token.types.js';
 
+/**
+ * Why a request was refused for DPoP's sake (RFC 9449 §7.1): the error code, the algorithms
+ * proofs may use, and a fresh nonce when one is required.
+ */
+export interface DpopRefusal {
+  readonly error: 'invalid_token' | 'invalid_dpop_proof' | 'use_dpop_nonce';
+  readonly algs: string;
+  readonly nonce?: string;
+}
+
 /** What the module decides about one access token. */
 export type AccessDecision =
   | { readonly outcome: 'accepted'; readonly principal: AuthenticatedAccount }
-  | { readonly outcome: 'refused' }
+  | { readonly outcome: 'refused'; readonly dpop?: DpopRefusal }
   | { readonly outcome: 'unavailable' };
 
 /** The answer when revocations cannot be checked: never a pass. */
@@ -92,6 +102,7 @@ export class AccessTokenVerifier {
       exp: claims.exp,
       familyId: live.familyId,
       claims: extraClaims(jws.payload),
+      ...(claims.jkt === undefined ? {} : { jkt: claims.jkt }),
     };
     if (this.revocations.isRevoked(principal.jti, principal.id, principal.iat)) return REFUSED;
     const accepted: Accepted = Object.freeze({ outcome: 'accepted', principal });

@@ -8,9 +8,13 @@ export interface ClaimSet {
   iat: number;
   nbf: number;
   exp: number;
+  /** The DPoP key the token is bound to (`cnf.jkt`, RFC 9449 §6.1); absent for a Bearer token. */
+  jkt?: string;
 }
 
 const ID = /^[A-Za-z0-9-]{1,64}$/;
+/** An RFC 7638 SHA-256 thumbprint: 32 bytes in base64url. */
+const JKT = /^[A-Za-z0-9_-]{43}$/;
 /** An account id's string form: printable ASCII (a uuid, an integer, an application's string id). */
 const SUB = /^[\x21-\x7e]{1,36}$/;
 
@@ -69,7 +73,7 @@ export function checkClaims(
   options: Pick<ResolvedTwoFactorAuthOptions, 'issuer' | 'audience' | 'clockTolerance'>,
   nowSeconds = Math.floor(Date.now() / 1000),
 ): ClaimSet | null {
-  const { iss, sub, jti, iat, nbf, exp, aud } = payload;
+  const { iss, sub, jti, iat, nbf, exp, aud, cnf } = payload;
   if (iss !== options.issuer) return null;
   if (typeof sub !== 'string' || !SUB.test(sub) || typeof jti !== 'string' || !ID.test(jti))
     return null;
@@ -84,5 +88,15 @@ export function checkClaims(
   } else if (aud !== undefined) {
     return null;
   }
-  return { iss, sub, jti, iat, nbf, exp };
+  if (cnf === undefined) return { iss, sub, jti, iat, nbf, exp };
+  const jkt = confirmationKey(cnf);
+  return jkt === null ? null : { iss, sub, jti, iat, nbf, exp, jkt };
+}
+
+/** The `jkt` of a `cnf` claim that holds exactly one, or `null` (a token with another is refused). */
+function confirmationKey(cnf: unknown): string | null {
+  if (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf)) return null;
+  const members = Object.keys(cnf);
+  const { jkt } = cnf as { jkt?: unknown };
+  return members.length === 1 && typeof jkt === 'string' && JKT.test(jkt) ? jkt : null;
 }

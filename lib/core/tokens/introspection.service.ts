@@ -19,6 +19,8 @@ export interface IntrospectionResponse {
   iat?: number;
   nbf?: number;
   exp?: number;
+  /** For a DPoP-bound token: the thumbprint of its key (RFC 9449 §6.2). */
+  cnf?: { jkt: string };
 }
 
 /**
@@ -71,6 +73,7 @@ export class IntrospectionService {
       iat: claims.iat,
       nbf: claims.nbf,
       exp: claims.exp,
+      ...(claims.jkt === undefined ? {} : { cnf: { jkt: claims.jkt } }),
     };
   }
 }

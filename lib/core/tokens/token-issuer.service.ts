@@ -7,7 +7,11 @@ import { TokenRecords, type RefreshRecord } from './token-records.js';
 import { RawQuery } from '../database/raw-query.js';
 import { TwoFactorAuthConfigError } from '../options/two-factor-auth.options-validation.js';
 import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
-import { InvalidCredentialsError, InvalidRefreshTokenError } from '../errors.js';
+import {
+  InvalidCredentialsError,
+  InvalidDpopProofError,
+  InvalidRefreshTokenError,
+} from '../errors.js';
 import { retryOnConflict } from '../database/conflict-retry.js';
 import { AuditEvents } from '../events/audit-events.service.js';
 import { KeyRing } from '../keys/key-ring.js';
@@ -16,7 +20,7 @@ import type { ResolvedTwoFactorAuthOptions } from '../options/two-factor-auth.op
 import { checkClaims, RESERVED_CLAIMS, type ClaimSet } from './claims.util.js';
 import { IssuedToken, type IssuedTokenType } from './issued-token.entity.js';
 import { TokenRevoker } from './token-revoker.service.js';
-import type { TokenPair } from './token.types.js';
+import type { IssueOptions, TokenPair } from './token.types.js';
 
 /**
  * The account a login's tokens are for: an `AccountRecord` as the login read it (its epoch and
@@ -103,9 +107,10 @@ export class TokenIssuer {
    * (a login). Both rows are committed before the tokens are returned. Pass the account as
    * read when its factors were checked (with `tokenEpoch`): a revoke-all that lands between
    * that check and the issue withdraws the new tokens.
+   * With `options.jkt` the pair is bound to that DPoP key (RFC 9449).
    * @throws InvalidCredentialsError when the account was revoked, disabled or deleted meanwhile.
    */
-  async issue(account: IssueFor): Promise<TokenPair> {
+  async issue(account: IssueFor, options: IssueOptions = {}): Promise<TokenPair> {
     const read =
       account.tokenEpoch !== undefined && account.row !== undefined
         ? null
@@ -123,7 +128,7 @@ export class TokenIssuer {
           [familyId, account.id, epoch, Date.now()],
         ),
       );
-      return this.issuePair(account.id, familyId, null, claims);
+      return this.issuePair(account.id, familyId, null, claims, randomUUID(), options.jkt);
     });
     if (!(await this.records.liveAccountOf(familyId))) {
       await this.withdraw(jtis);
@@ -137,11 +142,19 @@ export class TokenIssuer {
    * once: presenting a spent one again is taken as theft and revokes the whole family.
    * Of two requests racing with one token, at most one wins; a logout or revoke-all racing
    * with it always wins.
+   *
+   * A refresh token bound to a DPoP key needs `options.jkt`, the thumbprint of that key's proof
+   * (checked before anything is read or spent, so a thief without the key changes nothing), and
+   * its new pair is bound to the same key. An unbound refresh token refreshed with a proof gets
+   * a pair bound to the proof's key.
    * @throws InvalidRefreshTokenError for any token that is not a live refresh token.
+   * @throws InvalidDpopProofError for a bound refresh token without a proof by its key.
    */
-  async refresh(refreshToken: string): Promise<TokenPair> {
+  async refresh(refreshToken: string, options: IssueOptions = {}): Promise<TokenPair> {
     const claims = this.verifyClaims(refreshToken, REFRESH_TOKEN_TYP);
     if (!claims) throw new InvalidRefreshTokenError();
+    if (claims.jkt !== undefined && claims.jkt !== options.jkt) throw new InvalidDpopProofError();
+    const jkt = options.jkt;
     // One read first: the record, its family and its account. A token that cannot be refreshed
     // is refused before anything is spent or computed; the claims are computed before the
     // token is spent, so a failing `claims` hook never costs the client its session.
@@ -173,7 +186,7 @@ export class TokenIssuer {
       throw new InvalidRefreshTokenError();
     }
     const { pair, accessJti, jtis } = await this.unlessAccountGone(account.id, () =>
-      this.issuePair(account.id, record.familyId, claims.jti, extra, newRefreshJti),
+      this.issuePair(account.id, record.familyId, claims.jti, extra, newRefreshJti, jkt),
     );
     // A logout, re-use or revoke-all that ran meanwhile either revoked the new rows, or left
     // its mark for this read to find: never neither.
@@ -268,7 +281,8 @@ export class TokenIssuer {
     familyId: string,
     parentJti: string | null,
     claims: Record<string, unknown>,
-    refreshJti: string = randomUUID(),
+    refreshJti: string,
+    jkt: string | undefined,
   ): Promise<{ pair: TokenPair; accessJti: string; jtis: string[] }> {
     const { accessTokenTtl, refreshTokenTtl } = this.options;
     const now = Date.now();
@@ -292,11 +306,13 @@ export class TokenIssuer {
         [...recordValues(access), ...recordValues(refresh)],
       ),
     );
+    // RFC 9449 §6.1: the confirmation of a bound pair, set after the application's claims.
+    const cnf = jkt === undefined ? {} : { cnf: { jkt } };
     const pair: TokenPair = {
-      access_token: this.sign(ACCESS_TOKEN_TYP, access, claims),
-      token_type: 'Bearer',
+      access_token: this.sign(ACCESS_TOKEN_TYP, access, { ...claims, ...cnf }),
+      token_type: jkt === undefined ? 'Bearer' : 'DPoP',
       expires_in: accessTokenTtl,
-      refresh_token: this.sign(REFRESH_TOKEN_TYP, refresh, {}),
+      refresh_token: this.sign(REFRESH_TOKEN_TYP, refresh, cnf),
       refresh_expires_in: refreshTokenTtl,
     };
     return { pair, accessJti: access.jti, jtis: [access.jti, refresh.jti] };

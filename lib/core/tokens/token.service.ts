@@ -7,7 +7,7 @@ import type { ClaimSet } from './claims.util.js';
 import { TokenIssuer, type IssueFor } from './token-issuer.service.js';
 import { TokenPruner } from './token-pruner.service.js';
 import { TokenRevoker } from './token-revoker.service.js';
-import type { RevocationReason, TokenPair } from './token.types.js';
+import type { IssueOptions, RevocationReason, TokenPair } from './token.types.js';
 
 /**
  * The module's tokens, for an application that writes its own routes: issue, refresh, revoke
@@ -30,24 +30,27 @@ export class TokenService {
    * (a login). Both rows are committed before the tokens are returned. Pass the account as
    * read when its factors were checked (the `AccountRecord` a login returns, with `tokenEpoch`
    * and `row`): a revoke-all that lands between that check and the issue withdraws the new
-   * tokens. The `claims` option is applied to `row` (read now when not given).
+   * tokens. The `claims` option is applied to `row` (read now when not given). With
+   * `options.jkt` (from `DpopProofGuard`) the pair is bound to the client's DPoP key.
    * @throws InvalidCredentialsError when the account was revoked, disabled or deleted meanwhile.
    */
 
-  issue(account: IssueFor): Promise<TokenPair> {
-    return this.issuer.issue(account);
+  issue(account: IssueFor, options?: IssueOptions): Promise<TokenPair> {
+    return this.issuer.issue(account, options);
   }
 
   /**
    * Spends `refreshToken` and returns a new pair in the same family. A refresh token works
    * once: presenting a spent one again is taken as theft and revokes the whole family.
    * Of two requests racing with one token, at most one wins; a logout or revoke-all racing
-   * with it always wins.
+   * with it always wins. A refresh token bound to a DPoP key needs `options.jkt` of that key
+   * (from `DpopProofGuard`); its new pair stays bound to it.
    * @throws InvalidRefreshTokenError for any token that is not a live refresh token.
+   * @throws InvalidDpopProofError for a bound refresh token without a proof by its key.
    */
 
-  refresh(refreshToken: string): Promise<TokenPair> {
-    return this.issuer.refresh(refreshToken);
+  refresh(refreshToken: string, options?: IssueOptions): Promise<TokenPair> {
+    return this.issuer.refresh(refreshToken, options);
   }
 
   /**

@@ -1,7 +1,8 @@
 /** What `/auth/token` and `/auth/refresh` return (RFC 6749 §5.1 shape). */
 export interface TokenPair {
   access_token: string;
-  token_type: 'Bearer';
+  /** `DPoP` when the tokens are bound to the key of the request's DPoP proof (RFC 9449). */
+  token_type: 'Bearer' | 'DPoP';
   /** Seconds until the access token expires. */
   expires_in: number;
   refresh_token: string;
@@ -30,6 +31,20 @@ export interface AuthenticatedAccount<TClaims extends object = Record<string, un
   familyId: string;
   /** The application's claims in the token (the `claims` option), read without any lookup. */
   claims: Readonly<TClaims>;
+  /**
+   * For a DPoP-bound token (RFC 9449), the thumbprint of the client's key (`cnf.jkt`): every
+   * request with the token was proven by that key. Absent for a Bearer token.
+   */
+  jkt?: string;
+}
+
+/** How a token pair is issued. */
+export interface IssueOptions {
+  /**
+   * Bind the pair to this DPoP key thumbprint (RFC 9449): the access token carries `cnf.jkt`
+   * and works only with proofs by that key; so does the refresh token.
+   */
+  jkt?: string;
 }
 
 /** Why a token was revoked; stored with the record. */

@@ -30,10 +30,29 @@ export class RetryAfterException extends HttpException {
   }
 }
 
-/** Sets `Retry-After` on `response` when `error` says when to try again (429, 503). */
-export function setRetryAfter(response: unknown, error: unknown): void {
+/** A token request whose DPoP proof lacks the server's current nonce (RFC 9449 §8). */
+export class DpopNonceException extends HttpException {
+  constructor(readonly nonce: string) {
+    super(
+      {
+        statusCode: 400,
+        message: 'A DPoP nonce is required; retry with the one in the DPoP-Nonce header',
+        error: 'use_dpop_nonce',
+      },
+      HttpStatus.BAD_REQUEST,
+    );
+  }
+}
+
+/**
+ * Sets the headers an error answer carries: `Retry-After` when it says when to try again (429,
+ * 503), `DPoP-Nonce` when it asks for a nonce.
+ */
+export function setErrorHeaders(response: unknown, error: unknown): void {
   if (error instanceof RetryAfterException) {
     setResponseHeader(response, 'Retry-After', String(error.retryAfterSeconds));
+  } else if (error instanceof DpopNonceException) {
+    setResponseHeader(response, 'DPoP-Nonce', error.nonce);
   }
 }
 
@@ -63,5 +82,18 @@ export function invalidRefreshToken(): HttpException {
   );
 }
 
+/** The answer to a token request with an invalid DPoP proof (RFC 9449 §5). */
+export function invalidDpopProof(): HttpException {
+  return new HttpException(
+    { statusCode: 400, message: 'Invalid DPoP proof', error: 'invalid_dpop_proof' },
+    HttpStatus.BAD_REQUEST,
+  );
+}
+
 /** Value of `WWW-Authenticate` on a refused bearer token (RFC 6750 §3). */
 export const BEARER_CHALLENGE = 'Bearer error="invalid_token"';
+
+/** Value of `WWW-Authenticate` on a refused DPoP request (RFC 9449 §7.1). */
+export function dpopChallenge(error: string, algs: string): string {
+  return `DPoP error="${error}", algs="${algs}"`;
+}

@@ -32,6 +32,7 @@ import { Public } from '../decorators/public.decorator.js';
 import { JwtTwoFactorGuard } from '../guards/jwt-two-factor.guard.js';
 import { TokenThrottlerGuard } from '../guards/token-throttler.guard.js';
 import { TwoFactorCredentialsGuard } from '../guards/two-factor-credentials.guard.js';
+import { DpopJkt, DpopProofGuard } from '../guards/dpop-proof.guard.js';
 import {
   ErrorResponseDto,
   RefreshRequestDto,
@@ -42,8 +43,19 @@ import {
 import { TokenService } from '../../core/tokens/token.service.js';
 import type { AuthenticatedAccount, TokenPair } from '../../core/tokens/token.types.js';
 
+const DPOP_HEADER = {
+  name: 'DPoP',
+  required: false,
+  description:
+    'A DPoP proof (RFC 9449) of this request: the tokens are then bound to its key (`token_type` `DPoP`). A bad proof answers 400 `invalid_dpop_proof`.',
+};
+
 const ERRORS = [
-  ApiBadRequestResponse({ description: 'Malformed body', type: ErrorResponseDto }),
+  ApiBadRequestResponse({
+    description:
+      'Malformed body, or an invalid DPoP proof (`invalid_dpop_proof`, `use_dpop_nonce`)',
+    type: ErrorResponseDto,
+  }),
   ApiTooManyRequestsResponse({
     description: 'Throttled or locked out; see Retry-After',
     type: ErrorResponseDto,
@@ -69,7 +81,8 @@ export class TokenRoutes {
 
   @Post('token')
   @Public()
-  @UseGuards(TwoFactorCredentialsGuard)
+  // The proof first: a bad one costs no password hash and is never followed by a token.
+  @UseGuards(DpopProofGuard, TwoFactorCredentialsGuard)
   @HttpCode(HttpStatus.OK)
   @Header('Cache-Control', 'no-store')
   @Header('Pragma', 'no-cache')
@@ -85,18 +98,23 @@ export class TokenRoutes {
     required: false,
     description: 'The secret key, with Basic credentials',
   })
+  @ApiHeader(DPOP_HEADER)
   @ApiOkResponse({ type: TokenPairDto, description: 'An access token and a refresh token' })
   @ApiUnauthorizedResponse({
     description: 'Any wrong or missing factor, unknown or disabled account',
     type: ErrorResponseDto,
   })
   @applyAll(...ERRORS)
-  token(@CurrentAccount() account: AccountRecord): Promise<TokenPair> {
-    return this.tokens.issue(account);
+  token(
+    @CurrentAccount() account: AccountRecord,
+    @DpopJkt() jkt: string | undefined,
+  ): Promise<TokenPair> {
+    return this.tokens.issue(account, { jkt });
   }
 
   @Post('refresh')
   @Public()
+  @UseGuards(DpopProofGuard)
   @HttpCode(HttpStatus.OK)
   @Header('Cache-Control', 'no-store')
   @Header('Pragma', 'no-cache')
@@ -106,12 +124,13 @@ export class TokenRoutes {
       'The refresh token is spent; presenting it again revokes every token of its login.',
   })
   @ApiBody({ type: RefreshRequestDto })
+  @ApiHeader(DPOP_HEADER)
   @ApiOkResponse({ type: TokenPairDto })
   @ApiUnauthorizedResponse({ description: 'Not a live refresh token', type: ErrorResponseDto })
   @applyAll(...ERRORS)
-  refresh(@Body() body: unknown): Promise<TokenPair> {
+  refresh(@Body() body: unknown, @DpopJkt() jkt: string | undefined): Promise<TokenPair> {
     const { refresh_token } = validateBody(RefreshRequestDto, ['refresh_token'], body);
-    return this.tokens.refresh(refresh_token);
+    return this.tokens.refresh(refresh_token, { jkt });
   }
 
   @Post('revoke')

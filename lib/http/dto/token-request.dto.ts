@@ -101,8 +101,12 @@ export class TokenPairDto {
   @ApiProperty({ example: 'eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6Ii4uLiJ9…' })
   access_token!: string;
 
-  @ApiProperty({ example: 'Bearer', enum: ['Bearer'] })
-  token_type!: 'Bearer';
+  @ApiProperty({
+    example: 'Bearer',
+    enum: ['Bearer', 'DPoP'],
+    description: '`DPoP` when the request carried a DPoP proof: the tokens are bound to its key',
+  })
+  token_type!: 'Bearer' | 'DPoP';
 
   @ApiProperty({ example: 900, description: 'Seconds until the access token expires' })
   expires_in!: number;

@@ -1,6 +1,6 @@
 import { Catch, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { setRetryAfter } from '../common/http.util.js';
+import { setErrorHeaders } from '../common/http.util.js';
 import { TwoFactorAuthError } from '../../core/errors.js';
 import { toHttpException } from './error-mapping.js';
 
@@ -20,7 +20,7 @@ export class TwoFactorAuthErrorFilter implements ExceptionFilter<TwoFactorAuthEr
     if (host.getType() !== 'http') throw error;
     const exception = toHttpException(error);
     const response = host.switchToHttp().getResponse<unknown>();
-    setRetryAfter(response, exception);
+    setErrorHeaders(response, exception);
     this.adapterHost.httpAdapter.reply(response, exception.getResponse(), exception.getStatus());
   }
 }

@@ -5,9 +5,16 @@ import {
   HttpStatus,
   NotFoundException,
 } from '@nestjs/common';
-import { TwoFactorAuthError, type LockedError, type UnavailableError } from '../../core/errors.js';
 import {
+  TwoFactorAuthError,
+  type DpopNonceRequiredError,
+  type LockedError,
+  type UnavailableError,
+} from '../../core/errors.js';
+import {
+  DpopNonceException,
   invalidCredentials,
+  invalidDpopProof,
   invalidRefreshToken,
   RetryAfterException,
 } from '../common/http.util.js';
@@ -15,6 +22,8 @@ import {
 /**
  * The one place where the core's errors become HTTP answers. Every failure of a login is the
  * same `401` body; a lock is `429` and an unavailable database `503`, both with `Retry-After`.
+ * A bad DPoP proof on a token request is `400` `invalid_dpop_proof` (RFC 9449 §5), a missing
+ * nonce `400` `use_dpop_nonce` with a `DPoP-Nonce` header.
  */
 export function toHttpException(error: TwoFactorAuthError): HttpException {
   switch (error.kind) {
@@ -40,6 +49,10 @@ export function toHttpException(error: TwoFactorAuthError): HttpException {
       return new ConflictException(error.message);
     case 'invalid-input':
       return new BadRequestException(error.message);
+    case 'invalid-dpop-proof':
+      return invalidDpopProof();
+    case 'use-dpop-nonce':
+      return new DpopNonceException((error as DpopNonceRequiredError).nonce);
   }
 }
 

@@ -10,7 +10,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { TwoFactorAuthError } from '../../core/errors.js';
 import { TwoFactorAuthConfigError } from '../../core/options/two-factor-auth.options-validation.js';
 import { toHttpException } from './error-mapping.js';
-import { setResponseHeader, setRetryAfter } from '../common/http.util.js';
+import { setResponseHeader, setErrorHeaders } from '../common/http.util.js';
 
 /** Generic messages for client errors raised below Nest (body parser, adapter). */
 const CLIENT_ERRORS: Record<number, [string, string]> = {
@@ -48,7 +48,7 @@ export class TwoFactorExceptionFilter implements ExceptionFilter {
       return;
     }
     if (exception instanceof HttpException) {
-      setRetryAfter(response, exception);
+      setErrorHeaders(response, exception);
       const body = exception.getResponse();
       httpAdapter.reply(
         response,

@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import { validateSync } from 'class-validator';
 import { LoginService, type AccountFactors } from '../../flows/login/login.service.js';
-import { invalidCredentials, setRetryAfter } from '../common/http.util.js';
+import { invalidCredentials, setErrorHeaders } from '../common/http.util.js';
 import { asHttpError } from '../errors/error-mapping.js';
 import { validateBody } from '../common/validate-body.util.js';
 import { FACTOR_FIELDS, ReauthenticationDto } from '../dto/token-request.dto.js';
@@ -54,7 +54,7 @@ export class ReauthenticationGuard implements CanActivate {
       await this.login.reauthenticate(accountId, factors);
     } catch (raised) {
       const error = asHttpError(raised);
-      setRetryAfter(http.getResponse(), error);
+      setErrorHeaders(http.getResponse(), error);
       throw error;
     }
     return true;

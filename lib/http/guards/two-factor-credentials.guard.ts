@@ -1,7 +1,7 @@
 import { Injectable, Optional, type ExecutionContext } from '@nestjs/common';
 import { AuthGuard } from '@nestjs/passport';
 import type { AccountRecord } from '../../core/accounts/account.store.js';
-import { invalidCredentials, setRetryAfter } from '../common/http.util.js';
+import { invalidCredentials, setErrorHeaders } from '../common/http.util.js';
 import { asHttpError } from '../errors/error-mapping.js';
 import { TwoFactorStrategy } from '../strategies/two-factor.strategy.js';
 import { TWO_FACTOR_STRATEGY } from '../strategies/strategy-names.js';
@@ -39,7 +39,7 @@ export class TwoFactorCredentialsGuard extends AuthGuard(TWO_FACTOR_STRATEGY) {
     _status?: unknown,
   ): TUser {
     const err = asHttpError(raised);
-    setRetryAfter(context.switchToHttp().getResponse(), err);
+    setErrorHeaders(context.switchToHttp().getResponse(), err);
     if (err) throw err;
     if (!user) throw invalidCredentials();
     return user;

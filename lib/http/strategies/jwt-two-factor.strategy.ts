@@ -1,16 +1,19 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import { Strategy } from 'passport-jwt';
 import { UnavailableError } from '../../core/errors.js';
 import {
   AccessTokenVerifier,
+  REFUSED,
   type AccessDecision,
 } from '../../core/tokens/access-token.verifier.js';
+import { DpopAccess } from '../dpop/dpop-access.js';
+import type { DpopHttpRequest } from '../dpop/dpop-request.util.js';
 import type { AuthenticatedAccount } from '../../core/tokens/token.types.js';
 import { JWT_TWO_FACTOR_STRATEGY } from './strategy-names.js';
 import { bearerFromAuthorizationHeader } from './bearer.extractor.js';
 
-type StrategyRequest = Parameters<typeof bearerFromAuthorizationHeader>[0];
+type StrategyRequest = DpopHttpRequest;
 
 /** What passport gives a strategy instance while it handles one request. */
 interface PassportActions {
@@ -25,11 +28,15 @@ interface PassportActions {
  * of `jsonwebtoken`: `jsonwebtoken` has no EdDSA, cannot bind one algorithm to each `kid`, and
  * re-verifies every request. Here a token is checked in full (signature with the algorithm of
  * the key its `kid` names, claims, its record) the first time it is seen; afterwards, on every
- * request, only its expiry and the in-memory revocation view, without I/O.
+ * request, only its expiry and the in-memory revocation view, without I/O. A token bound to
+ * a DPoP key (RFC 9449) also needs the `DPoP` scheme and a proof of the request by that key.
  */
 @Injectable()
 export class JwtTwoFactorStrategy extends PassportStrategy(Strategy, JWT_TWO_FACTOR_STRATEGY) {
-  constructor(private readonly verifier: AccessTokenVerifier) {
+  constructor(
+    private readonly verifier: AccessTokenVerifier,
+    @Optional() private readonly dpop?: DpopAccess,
+  ) {
     super({
       jwtFromRequest: bearerFromAuthorizationHeader,
       // Never consulted: authenticate() below verifies with the key ring.
@@ -46,8 +53,33 @@ export class JwtTwoFactorStrategy extends PassportStrategy(Strategy, JWT_TWO_FAC
     return this.verifier.decide(token);
   }
 
+  /**
+   * The decision about `token` as presented by `request`: `decide`, then the DPoP checks (the
+   * scheme, and for a bound token a proof of this request by its key). Without the module's
+   * `DpopAccess` (a strategy built by hand) a bound token is refused.
+   */
+  decideRequest(
+    request: DpopHttpRequest,
+    token: string | null,
+  ): AccessDecision | Promise<AccessDecision> {
+    const decision = this.decide(token);
+    if (decision instanceof Promise) return decision.then((d) => this.confirm(d, request, token));
+    return this.confirm(decision, request, token);
+  }
+
+  private confirm(
+    decision: AccessDecision,
+    request: DpopHttpRequest,
+    token: string | null,
+  ): AccessDecision | Promise<AccessDecision> {
+    if (this.dpop) return this.dpop.confirm(decision, request, token);
+    return decision.outcome === 'accepted' && decision.principal.jkt !== undefined
+      ? REFUSED
+      : decision;
+  }
+
   override authenticate(this: JwtTwoFactorStrategy & PassportActions, req: StrategyRequest): void {
-    const decision = this.decide(bearerFromAuthorizationHeader(req));
+    const decision = this.decideRequest(req, bearerFromAuthorizationHeader(req));
     if (decision instanceof Promise) {
       decision.then(
         (settled) => this.settle(settled),
@@ -62,7 +94,8 @@ export class JwtTwoFactorStrategy extends PassportStrategy(Strategy, JWT_TWO_FAC
     if (decision.outcome === 'unavailable') return this.error(new UnavailableError());
     const user = decision.outcome === 'accepted' && this.validate(decision.principal);
     if (user) this.success(user);
-    else this.fail(undefined, 401);
+    // The DPoP refusal, if any, reaches the guard's handleRequest() as `info`.
+    else this.fail(decision.outcome === 'refused' ? decision.dpop : undefined, 401);
   }
 
   /** The principal is already complete; a subclass may enrich it, or refuse it with `null`. */

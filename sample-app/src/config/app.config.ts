@@ -153,6 +153,23 @@ class EnvironmentVariables {
   })
   @MaxLength(10_000)
   ADMIN_ACCOUNT_IDS?: string;
+
+  @IsOptional()
+  @IsIn(['true', 'false'])
+  DPOP_REQUIRED?: string;
+
+  @IsOptional()
+  @IsIn(['true', 'false'])
+  DPOP_NONCE?: string;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(2048)
+  @Matches(/^https?:\/\/[^\s?#@]+$/, {
+    message:
+      'DPOP_PUBLIC_URL must be the http(s) URL clients address, without query or credentials (e.g. https://api.example.com/v1)',
+  })
+  DPOP_PUBLIC_URL?: string;
 }
 
 /** The names of every variable the sample app reads. */
@@ -183,6 +200,9 @@ export const ENVIRONMENT_VARIABLES = [
   'TOTP_ENCRYPTION_KEYS',
   'INTROSPECTION_CLIENTS',
   'ADMIN_ACCOUNT_IDS',
+  'DPOP_REQUIRED',
+  'DPOP_NONCE',
+  'DPOP_PUBLIC_URL',
 ] as const;
 
 type EnvironmentVariable = (typeof ENVIRONMENT_VARIABLES)[number];
@@ -215,6 +235,9 @@ const SHOWN_VARIABLES: ReadonlySet<string> = new Set<EnvironmentVariable>([
   'DATA_DIR',
   'TOTP_ENABLED',
   'TOTP_ENROLMENT_TTL',
+  'DPOP_REQUIRED',
+  'DPOP_NONCE',
+  'DPOP_PUBLIC_URL',
 ]);
 
 interface Problem {
@@ -259,6 +282,8 @@ export interface AppConfig {
   introspectionClients: { id: string; secret: string }[];
   /** Account ids whose tokens carry the `admin` role. */
   adminAccountIds: string[];
+  /** The module's `dpop` option: DPOP_REQUIRED, DPOP_NONCE, DPOP_PUBLIC_URL. */
+  dpop: { required: boolean; nonce: boolean; publicUrl?: string };
 }
 
 /** Thrown when an environment variable is malformed; the message names it. */
@@ -346,6 +371,11 @@ export function loadAppConfig(env: Record<string, string | undefined>): AppConfi
       .split(',')
       .map((id) => id.trim().toLowerCase())
       .filter((id) => id !== ''),
+    dpop: {
+      required: vars.DPOP_REQUIRED === 'true',
+      nonce: vars.DPOP_NONCE === 'true',
+      ...(vars.DPOP_PUBLIC_URL !== undefined ? { publicUrl: vars.DPOP_PUBLIC_URL } : {}),
+    },
   };
 }
 

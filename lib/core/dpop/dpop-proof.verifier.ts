@@ -1,0 +1,159 @@
+import { Injectable } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
+import type {
+  ResolvedTwoFactorAuthOptions,
+  TwoFactorDpopAlgorithm,
+} from '../options/two-factor-auth.options.js';
+import { DpopNonceRequiredError, InvalidDpopProofError } from '../errors.js';
+import { KeyRing } from '../keys/key-ring.js';
+import { decodeBase64url, verifyInput } from '../keys/jws.util.js';
+import { dpopKeyOf, type DpopKey } from './dpop-key.js';
+import { DpopNonces } from './dpop-nonces.js';
+import { DpopReplayStore } from './dpop-replay.store.js';
+import { normaliseHtu } from './htu.util.js';
+
+/** What a proof must match: the request it comes with, and the token it is presented with. */
+export interface DpopProofTarget {
+  /** The request's method as sent (`GET`, `POST`); `htm` must equal it. */
+  method: string;
+  /** The URL the client addressed (scheme, host, path); `htu` must equal it, normalised. */
+  url: string;
+  /** The access token the proof comes with (RFC 9449 §7): `ath` must be its SHA-256. */
+  accessToken?: string;
+  /** The thumbprint the proof's key must have: the `cnf.jkt` of the token it comes with. */
+  jkt?: string;
+}
+
+/** The `typ` of a DPoP proof (RFC 9449 §4.2). */
+const PROOF_TYP = 'dpop+jwt';
+/** Longest proof accepted: a 8192-bit RSA key in the header fits well within it. */
+const MAX_PROOF_LENGTH = 8192;
+const COMPACT = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/;
+/** Parsed proof headers remembered: one client sends the same header with every proof. */
+const HEADER_CACHE_SIZE = 10_000;
+
+interface ProofHeader {
+  alg: TwoFactorDpopAlgorithm;
+  key: DpopKey;
+}
+
+function parseJson(segment: string): Record<string, unknown> | null {
+  const bytes = decodeBase64url(segment);
+  if (!bytes) return null;
+  try {
+    const value: unknown = JSON.parse(bytes.toString('utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Checks DPoP proofs (RFC 9449 §4.3): one compact JWS with `typ` `dpop+jwt`, an allowed
+ * asymmetric `alg`, a public `jwk` that verifies its signature, `htm` and `htu` of the request,
+ * an `iat` within `dpop.proofMaxAge` (and at most `clockTolerance` ahead), `ath` when a token
+ * comes with it, the server nonce when `dpop.nonce` is on, and a `jti` never accepted before
+ * (the last check, so a refused proof uses nothing up). The answer is the key's thumbprint.
+ */
+@Injectable()
+export class DpopProofVerifier {
+  /** The accepted algorithms, as `WWW-Authenticate: DPoP algs="…"` announces them. */
+  readonly algs: string;
+  private readonly headers = new Map<string, ProofHeader>();
+  private readonly allowed: ReadonlySet<string>;
+  private readonly nonces: DpopNonces | null;
+  private readonly maxAge: number;
+  private readonly tolerance: number;
+
+  constructor(
+    @InjectTwoFactorOptions() options: ResolvedTwoFactorAuthOptions,
+    keyRing: KeyRing,
+    private readonly replays: DpopReplayStore,
+  ) {
+    const { dpop } = options;
+    this.allowed = new Set(dpop.algorithms);
+    this.algs = dpop.algorithms.join(' ');
+    this.maxAge = dpop.proofMaxAge;
+    this.tolerance = options.clockTolerance;
+    this.nonces =
+      dpop.nonce && keyRing.signer.signingKey
+        ? new DpopNonces(keyRing.signer.signingKey, dpop.nonceLifetime, options.clockTolerance)
+        : null;
+  }
+
+  /** A fresh server nonce for a `DPoP-Nonce` header, when `dpop.nonce` is on. */
+  nonce(): string | undefined {
+    return this.nonces?.issue();
+  }
+
+  /**
+   * The thumbprint of the key that signed `proof` (the `DPoP` header's value), when the proof
+   * is good for `target`.
+   * @throws InvalidDpopProofError for a missing, malformed, replayed or non-matching proof.
+   * @throws DpopNonceRequiredError when nonces are on and the proof lacks a current one.
+   * @throws UnavailableError when the shared replay record (Redis) cannot answer.
+   */
+  async verify(proof: unknown, target: DpopProofTarget): Promise<string> {
+    const now = Date.now() / 1000;
+    const parts =
+      typeof proof === 'string' && proof.length <= MAX_PROOF_LENGTH ? COMPACT.exec(proof) : null;
+    const header = parts && this.header(parts[1]);
+    const signature = header && decodeBase64url(parts[3]);
+    if (
+      !header ||
+      !signature ||
+      !verifyInput(header.alg, header.key.key, `${parts[1]}.${parts[2]}`, signature)
+    ) {
+      throw new InvalidDpopProofError();
+    }
+    const claims = parseJson(parts[2]);
+    const { jti, htm, htu, iat, ath } = claims ?? {};
+    const fits =
+      typeof jti === 'string' &&
+      jti.length > 0 &&
+      jti.length <= 256 &&
+      htm === target.method &&
+      typeof htu === 'string' &&
+      typeof iat === 'number' &&
+      Number.isFinite(iat) &&
+      now - iat <= this.maxAge &&
+      iat - now <= this.tolerance &&
+      (target.jkt === undefined || target.jkt === header.key.jkt) &&
+      (target.accessToken === undefined ||
+        ath === createHash('sha256').update(target.accessToken).digest('base64url'));
+    if (!fits) throw new InvalidDpopProofError();
+    const expected = normaliseHtu(target.url);
+    if (expected === null || normaliseHtu(htu) !== expected) throw new InvalidDpopProofError();
+    if (this.nonces && !this.nonces.accepts(claims!.nonce)) {
+      throw new DpopNonceRequiredError(this.nonces.issue());
+    }
+    // Remembered until the proof would be refused as too old anyway.
+    const expiresAt = Math.ceil((iat + this.maxAge + 1) * 1000);
+    if (!(await this.replays.claim(header.key.jkt, jti, expiresAt))) {
+      throw new InvalidDpopProofError();
+    }
+    return header.key.jkt;
+  }
+
+  /** The proof's header, checked and its key imported, or `null`; remembered when good. */
+  private header(segment: string): ProofHeader | null {
+    const known = this.headers.get(segment);
+    if (known) return known;
+    const fields = parseJson(segment);
+    if (!fields || fields.typ !== PROOF_TYP || 'crit' in fields) return null;
+    const alg = fields.alg;
+    if (typeof alg !== 'string' || !this.allowed.has(alg)) return null;
+    const key = dpopKeyOf(alg as TwoFactorDpopAlgorithm, fields.jwk);
+    if (!key) return null;
+    const parsed: ProofHeader = { alg: alg as TwoFactorDpopAlgorithm, key };
+    if (this.headers.size >= HEADER_CACHE_SIZE) {
+      const oldest = this.headers.keys().next().value;
+      if (oldest !== undefined) this.headers.delete(oldest);
+    }
+    this.headers.set(segment, parsed);
+    return parsed;
+  }
+}
