@@ -177,3 +177,14 @@ export class DpopClient {
     return body === undefined ? req : req.send(body);
   }
 }
+
+/**
+ * Sets the `DPoP` header of `req`. An array sends one header line per proof: superagent does so
+ * for any header, though its types admit arrays for `Cookie` only.
+ */
+export function withProof<T extends { set(field: string, val: string): T }>(
+  req: T,
+  proof: string | string[],
+): T {
+  return req.set('DPoP', proof as string);
+}

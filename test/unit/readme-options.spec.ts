@@ -68,6 +68,7 @@ describe('README options table', () => {
       'accounts.fields.username',
       'accounts.fields.passwordHash',
       'accounts.fields.disabled',
+      'dpop.publicUrl',
     ]);
     for (const name of Object.keys(rows))
       expect({ name, known: known.has(name) }).toEqual({ name, known: true });

@@ -48,7 +48,8 @@ function requiredMembers(
     case 'OKP': {
       const bytes = typeof jwk.crv === 'string' ? OKP_CURVES[jwk.crv] : undefined;
       const x = member(jwk, 'x');
-      if (alg !== 'EdDSA' || bytes === undefined || !x || bytesOf(x) !== bytes) return null;
+      if (bytes === undefined || !x || bytesOf(x) !== bytes) return null;
+      if (alg !== 'EdDSA' && !(alg === 'Ed25519' && jwk.crv === 'Ed25519')) return null;
       return { crv: jwk.crv as string, kty: 'OKP', x };
     }
     case 'RSA': {

@@ -105,7 +105,12 @@ export class DpopProofVerifier {
     if (
       !header ||
       !signature ||
-      !verifyInput(header.alg, header.key.key, `${parts[1]}.${parts[2]}`, signature)
+      !verifyInput(
+        header.alg === 'Ed25519' ? 'EdDSA' : header.alg,
+        header.key.key,
+        `${parts[1]}.${parts[2]}`,
+        signature,
+      )
     ) {
       throw new InvalidDpopProofError();
     }

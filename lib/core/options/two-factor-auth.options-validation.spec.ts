@@ -125,4 +125,57 @@ describe('option validation', () => {
       claims: undefined,
     });
   });
+
+  describe('dpop', () => {
+    const refused = (dpop: unknown) => () => resolveTwoFactorAuthOptions({ ...base, dpop });
+
+    it('defaults to optional DPoP with every asymmetric algorithm and no nonce', () => {
+      expect(resolveTwoFactorAuthOptions(base).dpop).toEqual({
+        required: false,
+        algorithms: [
+          'ES256',
+          'ES384',
+          'ES512',
+          'EdDSA',
+          'Ed25519',
+          'PS256',
+          'PS384',
+          'PS512',
+          'RS256',
+          'RS384',
+          'RS512',
+        ],
+        proofMaxAge: 60,
+        nonce: false,
+        nonceLifetime: 300,
+        publicUrl: undefined,
+      });
+    });
+
+    it('keeps a public URL as origin and path prefix, without a trailing slash', () => {
+      expect(
+        resolveTwoFactorAuthOptions({
+          ...base,
+          dpop: { publicUrl: 'HTTPS://Api.Example.com:443/v1/' },
+        }).dpop.publicUrl,
+      ).toBe('https://api.example.com/v1');
+    });
+
+    it.each([
+      ['dpop.algorithms', { algorithms: ['HS256'] }],
+      ['dpop.algorithms', { algorithms: ['none'] }],
+      ['dpop.algorithms', { algorithms: [] }],
+      ['dpop.required', { required: 'yes' }],
+      ['dpop.nonce', { nonce: 1 }],
+      ['dpop.publicUrl', { publicUrl: 'ftp://api.example.com' }],
+      ['dpop.publicUrl', { publicUrl: 'https://user:secret@api.example.com' }],
+      ['dpop.publicUrl', { publicUrl: 'https://api.example.com/v1?x=1' }],
+      ['dpop.publicUrl', { publicUrl: '/v1' }],
+      ['dpop.unknown', { unknown: true }],
+    ])('refuses a bad %s', (name, dpop) => {
+      expect(refused(dpop)).toThrow(TwoFactorAuthConfigError);
+      expect(refused(dpop)).toThrow(name);
+      expect(refused(dpop)).not.toThrow('secret');
+    });
+  });
 });

@@ -113,8 +113,12 @@ export interface TwoFactorRevocationOptions {
   verifiedCacheSize?: number;
 }
 
-/** The signature algorithms a DPoP proof may use (asymmetric only: RFC 9449 §4.2). */
-export type TwoFactorDpopAlgorithm = Exclude<TwoFactorJwsAlgorithm, 'HS256' | 'HS384' | 'HS512'>;
+/**
+ * The signature algorithms a DPoP proof may use (asymmetric only: RFC 9449 §4.2). `Ed25519` is
+ * the fully-specified name of RFC 9864, which current clients (the `dpop` package) send.
+ */
+export type TwoFactorDpopAlgorithm =
+  Exclude<TwoFactorJwsAlgorithm, 'HS256' | 'HS384' | 'HS512'> | 'Ed25519';
 
 /**
  * DPoP (RFC 9449): access and refresh tokens bound to a key the client holds. A client opts in
@@ -130,7 +134,7 @@ export interface TwoFactorDpopOptions {
   required?: boolean;
   /**
    * The proof algorithms accepted, announced in `WWW-Authenticate: DPoP algs="…"`.
-   * @default ['ES256', 'ES384', 'ES512', 'EdDSA', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512']
+   * @default ['ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512']
    */
   algorithms?: TwoFactorDpopAlgorithm[];
   /**
@@ -565,6 +569,7 @@ export const TWO_FACTOR_AUTH_DEFAULTS = Object.freeze({
       'ES384',
       'ES512',
       'EdDSA',
+      'Ed25519',
       'PS256',
       'PS384',
       'PS512',
