@@ -14,6 +14,7 @@ import { capacityTargets, profileCapacity, runCapacity } from './sections/capaci
 import { floodRounds, floodTargets, runFlood } from './sections/flood.js';
 import { runMemory } from './sections/memory.js';
 import { runUsers } from './sections/users.js';
+import { DpopProofPool, dpopLogin } from './support/dpop.js';
 import { FixtureProcess } from './support/fixture.js';
 import { hammer, type LoadResult } from './support/load.js';
 import { HELP, parseOptions, type BenchOptions } from './support/options.js';
@@ -48,6 +49,28 @@ interface Variant {
   openId?: string;
   url: string;
   headers: Record<string, string>;
+  /** Headers made for each request (a fresh DPoP proof). */
+  headersFor?: () => Record<string, string>;
+  /** Runs before each load of this variant, given its duration (makes the proofs it uses). */
+  prepare?: (duration: number) => void;
+}
+
+/** Most requests per second a variant can need proofs for: well above what 2 cores serve. */
+const MAX_DPOP_RPS = 12_000;
+
+/** The DPoP-bound guarded route: the same route and fixture, a fresh proof on every request. */
+function dpopRoute(id: string, label: string, fixture: FixtureProcess, token: string): Variant {
+  const pool = new DpopProofPool();
+  const url = fixture.url('/guarded');
+  return {
+    id: `${id}.dpop`,
+    label: `${label}: DPoP-bound GET /guarded`,
+    openId: `${id}.open`,
+    url,
+    headers: { authorization: `DPoP ${token}` },
+    headersFor: () => ({ dpop: pool.take(url, token) }),
+    prepare: (duration) => pool.fill(Math.ceil(duration * MAX_DPOP_RPS), url, token),
+  };
 }
 
 async function startStock(
@@ -82,8 +105,15 @@ function routes(id: string, label: string, fixture: FixtureProcess, token: strin
  * that no variant always runs first or last. Returns one series per variant.
  */
 async function measureRounds(variants: Variant[], options: BenchOptions): Promise<Series[]> {
-  const load = (v: Variant, duration: number) =>
-    hammer(v.url, { connections: options.connections, duration, headers: v.headers });
+  const load = (v: Variant, duration: number) => {
+    v.prepare?.(duration);
+    return hammer(v.url, {
+      connections: options.connections,
+      duration,
+      headers: v.headers,
+      ...(v.headersFor ? { headersFor: v.headersFor } : {}),
+    });
+  };
   for (const v of variants) await load(v, options.warmup);
   const series: Series[] = variants.map((v) => ({
     id: v.id,
@@ -137,8 +167,10 @@ async function runHttp(dir: string, options: BenchOptions, report: BenchReport):
     startStock(),
   ]);
   try {
+    const bound = await dpopLogin(es256.fixture.url(''), es256.credentials, new DpopProofPool());
     const variants = [
       ...routes('es256', 'JwtTwoFactorGuard ES256', es256.fixture, es256.token),
+      dpopRoute('es256', 'JwtTwoFactorGuard ES256', es256.fixture, bound),
       ...routes('hs256', 'JwtTwoFactorGuard HS256', hs256.fixture, hs256.token),
       ...routes('stock', "stock AuthGuard('jwt') HS256", stock.fixture, stock.token),
     ];
@@ -247,6 +279,18 @@ function evaluateTargets(report: BenchReport): Target[] {
         pass: vsStock >= 3,
       });
     }
+  }
+  if (report.http?.series.some((s) => s.id === 'es256.dpop')) {
+    const bound = seriesById(report.http, 'es256.dpop');
+    const vsOpen = roundRatios(bound, seriesById(report.http, 'es256.open')).median;
+    targets.push({
+      id: 'dpop-cost',
+      name: 'DPoP-bound guarded route (a proof verified per request) vs the unguarded route, req/s',
+      goal: '≥ 0.60x',
+      value: vsOpen,
+      display: fmtRatio(vsOpen),
+      pass: vsOpen >= 0.6,
+    });
   }
   targets.push(...floodTargets(report), ...capacityTargets(report));
   return targets;

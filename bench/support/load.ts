@@ -48,6 +48,10 @@ function summarise(url: string, result: AutocannonResult): LoadResult {
   };
 }
 
+function perRequest(headersFor: () => Record<string, string>) {
+  return (req: AutocannonRequest) => ({ ...req, headers: { ...req.headers, ...headersFor() } });
+}
+
 /** Autocannon options without `undefined` members (autocannon takes those as values). */
 function request(url: string, options: Omit<HammerOptions, 'duration'>): AutocannonOptions {
   const { headersFor } = options;
@@ -57,17 +61,14 @@ function request(url: string, options: Omit<HammerOptions, 'duration'>): Autocan
     method: options.method ?? 'GET',
     ...(options.headers ? { headers: options.headers } : {}),
     ...(options.body !== undefined ? { body: options.body } : {}),
-    // autocannon rebuilds a request whose `setupRequest` is a function before every send.
+    // autocannon rebuilds a request whose `setupRequest` is a function before every send. Its
+    // clients share the request objects, so each first send would repeat the one built last:
+    // each client gets requests of its own (a DPoP proof must never be sent twice).
     ...(headersFor
       ? {
-          requests: [
-            {
-              setupRequest: (req: AutocannonRequest) => ({
-                ...req,
-                headers: { ...req.headers, ...headersFor() },
-              }),
-            },
-          ],
+          requests: [{ setupRequest: perRequest(headersFor) }],
+          setupClient: (client: { setRequests(requests: object[]): void }) =>
+            client.setRequests([{ setupRequest: perRequest(headersFor) }]),
         }
       : {}),
   };
