@@ -63,9 +63,13 @@ export function num(value: unknown): number {
   return Number(value);
 }
 
-/** A BOOLEAN column: `true`/`false` on PostgreSQL, `1`/`0` elsewhere. */
+/**
+ * A BOOLEAN column: `true`/`false` on PostgreSQL, `1`/`0` elsewhere, read as TypeORM reads it
+ * (anything but false, 0 and NULL is true), so that a flag written as 2 or -1 by another tool
+ * means the same on the hot paths as at login.
+ */
 export function bool(value: unknown): boolean {
-  return value === true || Number(value) === 1;
+  return value !== null && value !== undefined && value !== false && Number(value) !== 0;
 }
 
 /** A string column, or an id of any type in its string form; `null` stays `null`. */

@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, type Repository } from 'typeorm';
-import { dialectOf } from '../database/dialect.js';
-import { RawQuery } from '../database/raw-query.js';
+import { databaseClockSql, dialectOf } from '../database/dialect.js';
+import { num, RawQuery } from '../database/raw-query.js';
 import { IdentifierHasher } from '../identifiers/identifier-hasher.service.js';
 import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
 import { AuditEvents } from '../events/audit-events.service.js';
@@ -34,6 +34,11 @@ export type GuessOutcome<T> = { ok: true; value: T } | { ok: false };
 export class LockoutService {
   private readonly raw: RawQuery;
   private readonly insertSql: string;
+  /**
+   * The database's clock (epoch ms) as SQL: every instance stamps and compares lockout times
+   * with the same clock, so one whose own clock is off can neither free places nor shorten locks.
+   */
+  private readonly clock: string;
 
   constructor(
     @InjectRepository(LoginAttempt) private readonly attempts: Repository<LoginAttempt>,
@@ -44,6 +49,7 @@ export class LockoutService {
   ) {
     // Every login runs these statements: hand-written (see RawQuery), one dialect line apiece.
     this.raw = new RawQuery(dataSource);
+    this.clock = databaseClockSql(dialectOf(dataSource));
     const columns =
       '(username_hash, failures, window_start, locked_until, in_flight, in_flight_since) ' +
       'VALUES (?, 0, 0, 0, 0, 0)';
@@ -112,26 +118,26 @@ export class LockoutService {
 
   /**
    * Takes a place for one guess; false when locked or every place is taken. One statement when
-   * the username has a row: it forgets failures older than one lockout period and places held
-   * for longer than a minute (lost to a crash) in the same atomic step as it takes the place.
+   * the username has a row: it forgets failures after one lockout period without a failure and
+   * places held for longer than a minute (lost to a crash) in the same atomic step as it takes
+   * the place. Times are the database's.
    */
   private async reserve(usernameHash: string): Promise<boolean> {
     const { maxAttempts, seconds } = this.options.lockout || { maxAttempts: 0, seconds: 0 };
-    const now = Date.now();
-    const stale = now - seconds * 1000;
-    const lost = now - IN_FLIGHT_LIMIT_MS;
+    const c = this.clock;
+    const period = seconds * 1000;
     // Listed before `in_flight_since`: MySQL evaluates SET clauses left to right.
     const take = () =>
       retryOnConflict(() =>
         this.raw.run(
           'UPDATE tfa_login_attempts SET ' +
-            'failures = CASE WHEN window_start < ? THEN 0 ELSE failures END, ' +
-            'in_flight = (CASE WHEN in_flight_since < ? THEN 0 ELSE in_flight END) + 1, ' +
-            'in_flight_since = ? ' +
-            'WHERE username_hash = ? AND locked_until <= ? AND ' +
-            '(CASE WHEN window_start < ? THEN 0 ELSE failures END) + ' +
-            '(CASE WHEN in_flight_since < ? THEN 0 ELSE in_flight END) < ?',
-          [stale, lost, now, usernameHash, now, stale, lost, maxAttempts],
+            `failures = CASE WHEN window_start < ${c} - ? THEN 0 ELSE failures END, ` +
+            `in_flight = (CASE WHEN in_flight_since < ${c} - ? THEN 0 ELSE in_flight END) + 1, ` +
+            `in_flight_since = ${c} ` +
+            `WHERE username_hash = ? AND locked_until <= ${c} AND ` +
+            `(CASE WHEN window_start < ${c} - ? THEN 0 ELSE failures END) + ` +
+            `(CASE WHEN in_flight_since < ${c} - ? THEN 0 ELSE in_flight END) < ?`,
+          [period, IN_FLIGHT_LIMIT_MS, usernameHash, period, IN_FLIGHT_LIMIT_MS, maxAttempts],
         ),
       );
     if ((await take()) === 1) return true;
@@ -142,80 +148,77 @@ export class LockoutService {
 
   /** A guess refused unevaluated: it counts as a failure (unless locked), then 429. */
   private async refuse(usernameHash: string): Promise<LockedError> {
-    const now = Date.now();
-    await this.reclaim(usernameHash, now);
+    const c = this.clock;
+    await this.reclaim(usernameHash);
+    // `window_start` before `failures`: MySQL evaluates SET clauses left to right.
     await retryOnConflict(() =>
-      this.attempts
-        .createQueryBuilder()
-        .update()
-        .set({
-          // Listed before `failures`: MySQL evaluates SET clauses left to right.
-          windowStart: () => 'CASE WHEN failures = 0 THEN :now ELSE window_start END',
-          failures: () => 'failures + 1',
-        })
-        .where('username_hash = :usernameHash AND locked_until <= :now')
-        .setParameters({ usernameHash, now })
-        .execute(),
+      this.raw.run(
+        `UPDATE tfa_login_attempts SET window_start = ${c}, failures = failures + 1 ` +
+          `WHERE username_hash = ? AND locked_until <= ${c}`,
+        [usernameHash],
+      ),
     );
     await this.lockIfDue(usernameHash);
-    const row = await this.attempts.findOne({ where: { usernameHash } });
-    const lockedFor = row && row.lockedUntil > now ? Math.ceil((row.lockedUntil - now) / 1000) : 1;
+    const row = await this.raw.row(
+      `SELECT locked_until - ${c} AS remaining FROM tfa_login_attempts WHERE username_hash = ?`,
+      [usernameHash],
+    );
+    const remaining = row ? num(row.remaining) : 0;
     this.events.emit('login.failed', { usernameHash, accountId: null, reason: 'locked' });
-    return new LockedError(lockedFor);
+    return new LockedError(remaining > 0 ? Math.ceil(remaining / 1000) : 1);
   }
 
   /**
    * Forgets stale failures and lost places before a refused guess is counted, as `reserve`
    * does for the guesses it lets through.
    */
-  private async reclaim(usernameHash: string, now: number): Promise<void> {
+  private async reclaim(usernameHash: string): Promise<void> {
     const { seconds } = this.options.lockout || { seconds: 0 };
+    const c = this.clock;
     await retryOnConflict(() =>
       this.raw.run(
         'UPDATE tfa_login_attempts SET ' +
-          'failures = CASE WHEN window_start < ? THEN 0 ELSE failures END, ' +
-          'in_flight = CASE WHEN in_flight_since < ? THEN 0 ELSE in_flight END ' +
-          'WHERE username_hash = ? AND locked_until <= ?',
-        [now - seconds * 1000, now - IN_FLIGHT_LIMIT_MS, usernameHash, now],
+          `failures = CASE WHEN window_start < ${c} - ? THEN 0 ELSE failures END, ` +
+          `in_flight = CASE WHEN in_flight_since < ${c} - ? THEN 0 ELSE in_flight END ` +
+          `WHERE username_hash = ? AND locked_until <= ${c}`,
+        [seconds * 1000, IN_FLIGHT_LIMIT_MS, usernameHash],
       ),
     );
   }
 
-  /** Gives a place back, counting a failure or forgetting the failures after a success. */
+  /**
+   * Gives a place back, counting a failure or forgetting the failures after a success. Each
+   * counted failure restarts the window: failures are forgotten only after a whole lockout
+   * period without one, so no moment lets a burst of guesses count from zero again.
+   */
   private async release(
     usernameHash: string,
     result: 'success' | 'failure' | 'uncounted',
   ): Promise<void> {
-    const now = Date.now();
+    const c = this.clock;
     const free = 'in_flight = CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END';
-    const [set, params] =
+    const set =
       result === 'failure'
         ? // `window_start` before `failures`: MySQL evaluates SET clauses left to right.
-          [
-            `${free}, window_start = CASE WHEN failures = 0 AND locked_until <= ? THEN ? ELSE window_start END, ` +
-              'failures = CASE WHEN locked_until <= ? THEN failures + 1 ELSE failures END',
-            [now, now, now],
-          ]
+          `${free}, window_start = CASE WHEN locked_until <= ${c} THEN ${c} ELSE window_start END, ` +
+          `failures = CASE WHEN locked_until <= ${c} THEN failures + 1 ELSE failures END`
         : result === 'success'
-          ? [`${free}, failures = CASE WHEN locked_until <= ? THEN 0 ELSE failures END`, [now]]
-          : [free, []];
+          ? `${free}, failures = CASE WHEN locked_until <= ${c} THEN 0 ELSE failures END`
+          : free;
     await retryOnConflict(() =>
-      this.raw.run(`UPDATE tfa_login_attempts SET ${set} WHERE username_hash = ?`, [
-        ...params,
-        usernameHash,
-      ]),
+      this.raw.run(`UPDATE tfa_login_attempts SET ${set} WHERE username_hash = ?`, [usernameHash]),
     );
   }
 
   /** Locks the username once its failures reach the limit (a lock is set once, never extended). */
   private async lockIfDue(usernameHash: string): Promise<void> {
     const { maxAttempts, seconds } = this.options.lockout || { maxAttempts: 0, seconds: 0 };
-    const now = Date.now();
+    const c = this.clock;
     const locked = await retryOnConflict(() =>
       this.raw.run(
-        'UPDATE tfa_login_attempts SET failures = 0, locked_until = ? ' +
-          'WHERE username_hash = ? AND locked_until <= ? AND failures >= ?',
-        [now + seconds * 1000, usernameHash, now, maxAttempts],
+        `UPDATE tfa_login_attempts SET failures = 0, locked_until = ${c} + ? ` +
+          `WHERE username_hash = ? AND locked_until <= ${c} AND failures >= ?`,
+        [seconds * 1000, usernameHash, maxAttempts],
       ),
     );
     if (locked > 0) this.events.emit('account.locked', { usernameHash, seconds });
