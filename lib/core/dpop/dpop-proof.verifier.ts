@@ -7,7 +7,7 @@ import type {
 } from '../options/two-factor-auth.options.js';
 import { DpopNonceRequiredError, InvalidDpopProofError } from '../errors.js';
 import { KeyRing } from '../keys/key-ring.js';
-import { decodeBase64url, verifyInput } from '../keys/jws.util.js';
+import { decodeBase64url, parseJsonObject, verifyInput } from '../keys/jws.util.js';
 import { dpopKeyOf, type DpopKey } from './dpop-key.js';
 import { DpopNonces } from './dpop-nonces.js';
 import { DpopReplayStore } from './dpop-replay.store.js';
@@ -40,15 +40,7 @@ interface ProofHeader {
 
 function parseJson(segment: string): Record<string, unknown> | null {
   const bytes = decodeBase64url(segment);
-  if (!bytes) return null;
-  try {
-    const value: unknown = JSON.parse(bytes.toString('utf8'));
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : null;
-  } catch {
-    return null;
-  }
+  return bytes && parseJsonObject(bytes);
 }
 
 /**

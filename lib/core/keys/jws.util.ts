@@ -37,6 +37,18 @@ export function decodeBase64url(segment: string): Buffer | null {
   return bytes.toString('base64url') === segment ? bytes : null;
 }
 
+/** A JSON object from UTF-8 bytes (a JWS header or payload), or `null` for anything else. */
+export function parseJsonObject(bytes: Buffer): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(bytes.toString('utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : null;
+  } catch {
+    return null;
+  }
+}
+
 export function encodeJson(value: unknown): string {
   return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
 }

@@ -1,7 +1,14 @@
 import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { TwoFactorAuthConfigError } from '../options/two-factor-auth.options-validation.js';
 import type { TwoFactorJwk, TwoFactorJwsAlgorithm } from '../options/two-factor-auth.options.js';
-import { ALGORITHMS, decodeBase64url, encodeJson, signInput, verifyInput } from './jws.util.js';
+import {
+  ALGORITHMS,
+  decodeBase64url,
+  encodeJson,
+  parseJsonObject,
+  signInput,
+  verifyInput,
+} from './jws.util.js';
 
 /** One imported key: the `KeyObject`s are built once, at start-up. */
 export interface RingKey {
@@ -173,7 +180,7 @@ export class KeyRing {
     const signature = decodeBase64url(token.slice(second + 1));
     if (!headerBytes || !signature || signature.length === 0) return null;
 
-    const header = parseObject(headerBytes);
+    const header = parseJsonObject(headerBytes);
     if (!header) return null;
     for (const name of Object.keys(header)) if (!ALLOWED_HEADER.has(name)) return null;
     if (header.typ !== typ || typeof header.kid !== 'string') return null;
@@ -183,19 +190,8 @@ export class KeyRing {
     const input = token.slice(0, second);
     if (!verifyInput(key.alg, key.verifyingKey, input, signature)) return null;
     const payloadBytes = decodeBase64url(token.slice(first + 1, second));
-    const payload = payloadBytes && parseObject(payloadBytes);
+    const payload = payloadBytes && parseJsonObject(payloadBytes);
     if (!payload) return null;
     return { header: { alg: key.alg, kid: key.kid, typ }, payload };
-  }
-}
-
-function parseObject(bytes: Buffer): Record<string, unknown> | null {
-  try {
-    const value: unknown = JSON.parse(bytes.toString('utf8'));
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : null;
-  } catch {
-    return null;
   }
 }
