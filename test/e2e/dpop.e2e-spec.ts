@@ -11,7 +11,7 @@
  * configurations (DPOP_REQUIRED, DPOP_PUBLIC_URL, DPOP_NONCE) run once; replays across two
  * instances behind one proxy run on PostgreSQL with Redis.
  */
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, webcrypto } from 'node:crypto';
 import {
   CompactSign,
   createLocalJWKSet,
@@ -43,6 +43,18 @@ import { isAvailable, setups } from '../support/servers.js';
 import { spawnSampleApp, type SpawnedApp } from '../support/spawned-app.js';
 
 const ISSUER = 'https://issuer.test';
+
+/** A proof with `spec`'s header and claims, signed by an Ed25519 key whatever `alg` says. */
+async function signedWithEd25519(
+  key: DpopKeyPair,
+  spec: Parameters<typeof proofParts>[1],
+): Promise<string> {
+  const { header, claims } = await proofParts(key, spec);
+  const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const input = `${encode(header)}.${encode(claims)}`;
+  const signature = await webcrypto.subtle.sign('Ed25519', key.privateKey, Buffer.from(input));
+  return `${input}.${Buffer.from(signature).toString('base64url')}`;
+}
 /** The module's default `dpop.algorithms`, which every DPoP challenge lists in `algs`. */
 const DEFAULT_ALGS = [
   'ES256',
@@ -55,6 +67,7 @@ const DEFAULT_ALGS = [
   'RS384',
   'RS512',
   'EdDSA',
+  'Ed25519',
 ];
 const INTROSPECTION = { id: 'dpop-suite', secret: 'an-introspection-secret-of-more-than-32-chars' };
 const MAX_ATTEMPTS = 3;
@@ -389,7 +402,7 @@ describe.each(SETUPS)('DPoP on %s with %s', (kind, adapter) => {
       expect([refreshed.status, refreshed.body.token_type]).toEqual([200, 'Bearer']);
     });
 
-    it('accepts keys of ES256, ES384, PS256, RS256 and EdDSA', async () => {
+    it('accepts keys of ES256, ES384, PS256, RS256, EdDSA and Ed25519 (RFC 9864)', async () => {
       const account = await signUp(app);
       const keys: [string, DpopKeyPair, 'dpop' | 'jose'][] = [
         ['ES256', await newDpopKey('ES256'), 'dpop'],
@@ -397,10 +410,12 @@ describe.each(SETUPS)('DPoP on %s with %s', (kind, adapter) => {
         ['PS256', await newDpopKey('PS256'), 'dpop'],
         ['RS256', await newDpopKey('RS256'), 'dpop'],
         ['EdDSA', await newDpopKey('Ed25519'), 'jose'],
+        ['Ed25519', await newDpopKey('Ed25519'), 'dpop'],
       ];
       const outcomes: Record<string, string> = {};
       for (const [alg, key, by] of keys) {
-        // The dpop client signs ECDSA only on P-256 and writes "Ed25519" for EdDSA: jose then.
+        // The dpop client signs ECDSA only on P-256 and writes "Ed25519" for Ed25519 keys: jose
+        // writes "EdDSA" and signs P-384.
         const client = new DpopClient(app, key);
         const proof = (htm: string, path: string, accessToken?: string) =>
           by === 'dpop'
@@ -431,22 +446,30 @@ describe.each(SETUPS)('DPoP on %s with %s', (kind, adapter) => {
       const refused = await guarded(app, pair.access_token, 'garbage');
       expect(outcome(refused)).toBe(REFUSED_PROOF);
       expect(algsOf(refused)).toEqual([...DEFAULT_ALGS].sort());
-      // An Ed25519 key signs as "EdDSA", which is listed; "Ed25519" (RFC 9864, what panva's
-      // dpop writes) is not.
+      // An Ed25519 key signs as "EdDSA" or, in RFC 9864's name that panva's dpop writes,
+      // "Ed25519": both are listed. Names that are not listed are refused.
       const key = await newDpopKey('Ed25519');
       const loginAs = async (alg: string) => {
-        const proof = await craftProof(key, {
-          htm: 'POST',
-          htu: `${app.url}/auth/token`,
-          header: { alg },
-        });
+        const spec = { htm: 'POST', htu: `${app.url}/auth/token`, header: { alg } };
+        // jose signs only under the names it knows: the others are signed here, with the same
+        // Ed25519 key, so that the name is all that differs.
+        const proof = ['EdDSA', 'Ed25519'].includes(alg)
+          ? await craftProof(key, spec)
+          : await signedWithEd25519(key, spec);
         return tokenOutcome(
           await app.http().post('/auth/token').set('DPoP', proof).send(credentialsOf(account)),
         );
       };
-      expect({ EdDSA: await loginAs('EdDSA'), Ed25519: await loginAs('Ed25519') }).toEqual({
+      expect({
+        EdDSA: await loginAs('EdDSA'),
+        Ed25519: await loginAs('Ed25519'),
+        Ed448: await loginAs('Ed448'),
+        ES256K: await loginAs('ES256K'),
+      }).toEqual({
         EdDSA: BOUND_PAIR,
-        Ed25519: REFUSED_AT_TOKEN_ROUTE,
+        Ed25519: BOUND_PAIR,
+        Ed448: REFUSED_AT_TOKEN_ROUTE,
+        ES256K: REFUSED_AT_TOKEN_ROUTE,
       });
     });
 
