@@ -58,9 +58,17 @@ interface Variant {
 /** Most requests per second a variant can need proofs for: well above what 2 cores serve. */
 const MAX_DPOP_RPS = 12_000;
 
-/** The DPoP-bound guarded route: the same route and fixture, a fresh proof on every request. */
-function dpopRoute(id: string, label: string, fixture: FixtureProcess, token: string): Variant {
-  const pool = new DpopProofPool();
+/**
+ * The DPoP-bound guarded route: the same route and fixture, a fresh proof on every request by
+ * the key of `pool`, which `token` is bound to.
+ */
+function dpopRoute(
+  id: string,
+  label: string,
+  fixture: FixtureProcess,
+  token: string,
+  pool: DpopProofPool,
+): Variant {
   const url = fixture.url('/guarded');
   return {
     id: `${id}.dpop`,
@@ -167,10 +175,11 @@ async function runHttp(dir: string, options: BenchOptions, report: BenchReport):
     startStock(),
   ]);
   try {
-    const bound = await dpopLogin(es256.fixture.url(''), es256.credentials, new DpopProofPool());
+    const pool = new DpopProofPool();
+    const bound = await dpopLogin(es256.fixture.url(''), es256.credentials, pool);
     const variants = [
       ...routes('es256', 'JwtTwoFactorGuard ES256', es256.fixture, es256.token),
-      dpopRoute('es256', 'JwtTwoFactorGuard ES256', es256.fixture, bound),
+      dpopRoute('es256', 'JwtTwoFactorGuard ES256', es256.fixture, bound, pool),
       ...routes('hs256', 'JwtTwoFactorGuard HS256', hs256.fixture, hs256.token),
       ...routes('stock', "stock AuthGuard('jwt') HS256", stock.fixture, stock.token),
     ];
