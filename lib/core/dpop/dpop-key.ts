@@ -55,7 +55,9 @@ function requiredMembers(
     case 'RSA': {
       const n = member(jwk, 'n');
       const e = member(jwk, 'e');
-      if (!/^[PR]S/.test(alg) || !n || !e) return null;
+      // e = 65537 only: every client library uses it, and a huge exponent would make each
+      // verification a full modular exponentiation (about 60 times the CPU).
+      if (!/^[PR]S/.test(alg) || !n || e !== 'AQAB') return null;
       const modulus = decodeBase64url(n)!;
       const bits = modulus.length * 8 - Math.clz32(modulus[0] ?? 0) + 24;
       if (modulus[0] === 0 || bits < RSA_BITS.min || bits > RSA_BITS.max) return null;

@@ -255,6 +255,20 @@ describe('DpopProofVerifier', () => {
         },
       ],
       [
+        'an RSA key whose exponent is not 65537',
+        async () => {
+          const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+            modulusLength: 2048,
+            publicExponent: 3,
+          });
+          const encode = (value: unknown) =>
+            Buffer.from(JSON.stringify(value)).toString('base64url');
+          const jwk = publicKey.export({ format: 'jwk' });
+          const input = `${encode({ typ: 'dpop+jwt', alg: 'RS256', jwk })}.${encode(claims())}`;
+          return `${input}.${sign('sha256', Buffer.from(input), privateKey).toString('base64url')}`;
+        },
+      ],
+      [
         'a missing ath',
         async () => handMade(header(), claims(), pair.privateKey),
         { accessToken: 'token' },

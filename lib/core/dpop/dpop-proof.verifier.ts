@@ -30,6 +30,11 @@ const PROOF_TYP = 'dpop+jwt';
 /** Longest proof accepted: a 8192-bit RSA key in the header fits well within it. */
 const MAX_PROOF_LENGTH = 8192;
 const COMPACT = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/;
+/**
+ * Longest proof header accepted (base64url): the header of an 8192-bit RSA key fits, with room
+ * for a few members more.
+ */
+const MAX_HEADER_LENGTH = 2600;
 /** Parsed proof headers remembered: one client sends the same header with every proof. */
 const HEADER_CACHE_SIZE = 10_000;
 
@@ -93,22 +98,12 @@ export class DpopProofVerifier {
     const parts =
       typeof proof === 'string' && proof.length <= MAX_PROOF_LENGTH ? COMPACT.exec(proof) : null;
     const header = parts && this.header(parts[1]);
-    const signature = header && decodeBase64url(parts[3]);
-    if (
-      !header ||
-      !signature ||
-      !verifyInput(
-        header.alg === 'Ed25519' ? 'EdDSA' : header.alg,
-        header.key.key,
-        `${parts[1]}.${parts[2]}`,
-        signature,
-      )
-    ) {
-      throw new InvalidDpopProofError();
-    }
-    const claims = parseJson(parts[2]);
+    const claims = header && parseJson(parts[2]);
     const { jti, htm, htu, iat, ath } = claims ?? {};
+    // The claims first (cheap), the signature after: a proof that cannot fit costs no
+    // signature check.
     const fits =
+      header !== null &&
       typeof jti === 'string' &&
       jti.length > 0 &&
       jti.length <= 256 &&
@@ -124,33 +119,46 @@ export class DpopProofVerifier {
     if (!fits) throw new InvalidDpopProofError();
     const expected = normaliseHtu(target.url);
     if (expected === null || normaliseHtu(htu) !== expected) throw new InvalidDpopProofError();
+    const signature = decodeBase64url(parts![3]);
+    const algorithm = header.alg === 'Ed25519' ? 'EdDSA' : header.alg;
+    const input = `${parts![1]}.${parts![2]}`;
+    if (!signature || !verifyInput(algorithm, header.key.key, input, signature)) {
+      throw new InvalidDpopProofError();
+    }
+    // Only a header whose signature checked out is remembered: no flood of made-up headers can
+    // fill the cache or push real clients' entries out.
+    this.remember(parts![1], header);
     if (this.nonces && !this.nonces.accepts(claims!.nonce)) {
       throw new DpopNonceRequiredError(this.nonces.issue());
     }
-    // Remembered until the proof would be refused as too old anyway.
-    const expiresAt = Math.ceil((iat + this.maxAge + 1) * 1000);
+    // Remembered until every instance would refuse the proof as too old anyway (their clocks
+    // may differ by the tolerance).
+    const expiresAt = Math.ceil((iat + this.maxAge + this.tolerance + 1) * 1000);
     if (!(await this.replays.claim(header.key.jkt, jti, expiresAt))) {
       throw new InvalidDpopProofError();
     }
     return header.key.jkt;
   }
 
-  /** The proof's header, checked and its key imported, or `null`; remembered when good. */
+  /** The proof's header, checked and its key imported, or `null`. */
   private header(segment: string): ProofHeader | null {
     const known = this.headers.get(segment);
     if (known) return known;
+    if (segment.length > MAX_HEADER_LENGTH) return null;
     const fields = parseJson(segment);
     if (!fields || fields.typ !== PROOF_TYP || 'crit' in fields) return null;
     const alg = fields.alg;
     if (typeof alg !== 'string' || !this.allowed.has(alg)) return null;
     const key = dpopKeyOf(alg as TwoFactorDpopAlgorithm, fields.jwk);
-    if (!key) return null;
-    const parsed: ProofHeader = { alg: alg as TwoFactorDpopAlgorithm, key };
+    return key ? { alg: alg as TwoFactorDpopAlgorithm, key } : null;
+  }
+
+  private remember(segment: string, header: ProofHeader): void {
+    if (this.headers.has(segment)) return;
     if (this.headers.size >= HEADER_CACHE_SIZE) {
       const oldest = this.headers.keys().next().value;
       if (oldest !== undefined) this.headers.delete(oldest);
     }
-    this.headers.set(segment, parsed);
-    return parsed;
+    this.headers.set(segment, header);
   }
 }

@@ -1,6 +1,9 @@
 import { InvalidDpopProofError } from '../../core/errors.js';
 import type { DpopProofTarget } from '../../core/dpop/dpop-proof.verifier.js';
 
+/** RFC 3986 authority without userinfo: a name or an IP literal, and an optional port. */
+const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?$/;
+
 /** What the DPoP checks read of a request; Express and Fastify requests both fit. */
 export interface DpopHttpRequest {
   method?: string;
@@ -27,10 +30,14 @@ export function dpopTarget(
 ): Pick<DpopProofTarget, 'method' | 'url'> {
   const raw = request.originalUrl ?? request.url ?? '/';
   const path = raw.split(/[?#]/, 1)[0];
+  // An absolute-form target (`GET http://host/path`) or anything else odd: no URL to compare.
+  if (!path.startsWith('/') || path.includes('\\')) throw new InvalidDpopProofError();
   const method = request.method ?? '';
   if (publicUrl !== undefined) return { method, url: publicUrl + path };
   const host = typeof request.host === 'string' ? request.host : request.headers.host;
-  if (typeof host !== 'string' || host === '') throw new InvalidDpopProofError();
+  // Only a host and port: a `/`, `?`, `#` or `\` in `Host` (or a trusted `X-Forwarded-Host`)
+  // would move the compared path, so that a proof of one route passed on another.
+  if (typeof host !== 'string' || !AUTHORITY.test(host)) throw new InvalidDpopProofError();
   const scheme = request.protocol === 'https' ? 'https' : 'http';
   return { method, url: `${scheme}://${host}${path}` };
 }
