@@ -7,7 +7,7 @@ import type {
 } from '../options/two-factor-auth.options.js';
 import { DpopNonceRequiredError, InvalidDpopProofError } from '../errors.js';
 import { KeyRing } from '../keys/key-ring.js';
-import { decodeBase64url, parseJsonObject, verifyInput } from '../keys/jws.util.js';
+import { decodeBase64url, parseJsonObject, verifyInputOffThread } from '../keys/jws.util.js';
 import { dpopKeyOf, type DpopKey } from './dpop-key.js';
 import { DpopNonces } from './dpop-nonces.js';
 import { DpopReplayStore } from './dpop-replay.store.js';
@@ -117,12 +117,15 @@ export class DpopProofVerifier {
       (target.accessToken === undefined ||
         ath === createHash('sha256').update(target.accessToken).digest('base64url'));
     if (!fits) throw new InvalidDpopProofError();
-    const expected = normaliseHtu(target.url);
-    if (expected === null || normaliseHtu(htu) !== expected) throw new InvalidDpopProofError();
+    // Clients send the URL as it was addressed: the same string needs no normalising.
+    if (htu !== target.url) {
+      const expected = normaliseHtu(target.url);
+      if (expected === null || normaliseHtu(htu) !== expected) throw new InvalidDpopProofError();
+    }
     const signature = decodeBase64url(parts![3]);
     const algorithm = header.alg === 'Ed25519' ? 'EdDSA' : header.alg;
     const input = `${parts![1]}.${parts![2]}`;
-    if (!signature || !verifyInput(algorithm, header.key.key, input, signature)) {
+    if (!signature || !(await verifyInputOffThread(algorithm, header.key.key, input, signature))) {
       throw new InvalidDpopProofError();
     }
     // Only a header whose signature checked out is remembered: no flood of made-up headers can

@@ -45,20 +45,18 @@ export class DpopReplayStore implements OnApplicationShutdown {
    * @throws UnavailableError when Redis is configured and cannot answer.
    */
   async claim(jkt: string, jti: string, expiresAt: number): Promise<boolean> {
+    if (!this.redis) return this.claimInMemory(`${jkt}.${jti}`, expiresAt);
     const id = createHash('sha256').update(`${jkt}.${jti}`).digest('base64url');
     const ttl = Math.max(1, expiresAt - Date.now());
-    if (this.redis) {
-      try {
-        const answer = await withTimeout(
-          this.redis.eval(CLAIM, 1, this.prefix + id, String(ttl)),
-          REDIS_TIMEOUT_MS,
-        );
-        return answer === 'OK';
-      } catch {
-        throw new UnavailableError();
-      }
+    try {
+      const answer = await withTimeout(
+        this.redis.eval(CLAIM, 1, this.prefix + id, String(ttl)),
+        REDIS_TIMEOUT_MS,
+      );
+      return answer === 'OK';
+    } catch {
+      throw new UnavailableError();
     }
-    return this.claimInMemory(id, expiresAt);
   }
 
   private claimInMemory(id: string, expiresAt: number): boolean {
