@@ -105,6 +105,8 @@ function httpSection(report: BenchReport): string {
     '',
     `autocannon -c ${report.connections}, ${report.rounds} interleaved round(s) of ${report.duration} s per route, medians over rounds. Each ratio is taken within a round, against the route of the same process, then the median is reported.`,
     '',
+    'The DPoP rows run on an ES256 fixture of their own, with a token bound to the client key (`cnf.jkt`): every request carries `Authorization: DPoP <token>` and a new proof (ES256, `htm`, `htu`, `iat`, `ath`, a fresh `jti`), made before the run so that signing does not load the client. The guard verifies each proof (its signature on the thread pool) and records its `jti`. Its reference is the unguarded route sent the very same requests, which ignores them.',
+    '',
     main,
     '',
     'Per round:',
