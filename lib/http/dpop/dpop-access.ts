@@ -12,8 +12,10 @@ import {
   type AccessDecision,
   type DpopRefusal,
 } from '../../core/tokens/access-token.verifier.js';
-import { authorizationOf } from '../strategies/bearer.extractor.js';
 import { dpopProofOf, dpopTarget, type DpopHttpRequest } from './dpop-request.util.js';
+
+/** `Authorization: DPoP …` (the scheme is case-insensitive); the token is parsed elsewhere. */
+const DPOP_SCHEME = /^dpop /i;
 
 /**
  * The DPoP side of a guarded request (RFC 9449 §7): a token bound to a key (`cnf.jkt`) is
@@ -27,6 +29,11 @@ export class DpopAccess {
   private readonly publicUrl: string | undefined;
   private readonly invalidToken: AccessDecision;
   private readonly invalidProof: AccessDecision;
+  /** The proof check of each request with a bound token. */
+  private readonly proven = new WeakMap<
+    object,
+    { token: string; decision: Promise<AccessDecision> }
+  >();
 
   constructor(
     @InjectTwoFactorOptions() options: ResolvedTwoFactorAuthOptions,
@@ -45,12 +52,19 @@ export class DpopAccess {
     token: string | null,
   ): AccessDecision | Promise<AccessDecision> {
     if (decision.outcome === 'unavailable') return decision;
-    const dpopScheme = authorizationOf(request)?.scheme === 'DPoP';
+    const dpopScheme = DPOP_SCHEME.test(request.headers.authorization as string);
     const jkt = decision.outcome === 'accepted' ? decision.principal.jkt : undefined;
     if (jkt === undefined || token === null) {
       return dpopScheme || this.required ? this.invalidToken : decision;
     }
-    return dpopScheme ? this.prove(decision, request, token, jkt) : this.invalidToken;
+    if (!dpopScheme) return this.invalidToken;
+    // Proven once per request: a route guarded twice (a global guard and its own) must not
+    // check its proof again, or the second check would take it for a replay.
+    const known = this.proven.get(request);
+    if (known && known.token === token) return known.decision;
+    const proven = this.prove(decision, request, token, jkt);
+    this.proven.set(request, { token, decision: proven });
+    return proven;
   }
 
   private async prove(

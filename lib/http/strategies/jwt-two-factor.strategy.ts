@@ -33,12 +33,6 @@ interface PassportActions {
  */
 @Injectable()
 export class JwtTwoFactorStrategy extends PassportStrategy(Strategy, JWT_TWO_FACTOR_STRATEGY) {
-  /** The decision of each request in flight, so that a second guard on it does not decide again. */
-  private readonly decided = new WeakMap<
-    object,
-    { token: string | null; decision: AccessDecision | Promise<AccessDecision> }
-  >();
-
   constructor(
     private readonly verifier: AccessTokenVerifier,
     @Optional() private readonly dpop?: DpopAccess,
@@ -68,17 +62,10 @@ export class JwtTwoFactorStrategy extends PassportStrategy(Strategy, JWT_TWO_FAC
     request: DpopHttpRequest,
     token: string | null,
   ): AccessDecision | Promise<AccessDecision> {
-    // Decided once per request: a route guarded twice (a global guard and its own) must not
-    // check a DPoP proof twice, or the second check would take it for a replay.
-    const known = this.decided.get(request);
-    if (known && known.token === token) return known.decision;
     const decision = this.decide(token);
-    const confirmed =
-      decision instanceof Promise
-        ? decision.then((d) => this.confirm(d, request, token))
-        : this.confirm(decision, request, token);
-    this.decided.set(request, { token, decision: confirmed });
-    return confirmed;
+    return decision instanceof Promise
+      ? decision.then((d) => this.confirm(d, request, token))
+      : this.confirm(decision, request, token);
   }
 
   private confirm(
