@@ -56,8 +56,9 @@ export interface TwoFactorLockoutOptions {
    */
   maxAttempts?: number;
   /**
-   * How long a lock lasts, in seconds. A lock is never extended while it holds,
-   * so an attacker cannot keep a victim locked out for longer than this per burst.
+   * How long a lock lasts, in seconds; failures add up until this long passes without one.
+   * A lock is never extended while it holds, so an attacker cannot keep a victim locked out
+   * for longer than this per burst.
    * @default 900
    */
   seconds?: number;
