@@ -335,6 +335,19 @@ describe('DpopProofVerifier', () => {
     ).toBe(jkt);
   });
 
+  it('refuses a request whose own URL is none, even with a proof naming the same string', async () => {
+    for (const url of ['http://[:::]/me', 'http://localhost:99999/me']) {
+      const proof = await handMade(
+        { typ: 'dpop+jwt', alg: 'ES256', jwk: publicJwk },
+        { ...claims(), htu: url },
+        pair.privateKey,
+      );
+      expect(await refusal(verifier().verify(proof, { method: 'GET', url }))).toBe(
+        InvalidDpopProofError.name,
+      );
+    }
+  });
+
   describe('with nonces', () => {
     it('asks for a nonce, then accepts the one it gave', async () => {
       const dpop = verifier({ nonce: true });

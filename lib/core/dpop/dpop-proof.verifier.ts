@@ -117,10 +117,11 @@ export class DpopProofVerifier {
       (target.accessToken === undefined ||
         ath === createHash('sha256').update(target.accessToken).digest('base64url'));
     if (!fits) throw new InvalidDpopProofError();
-    // Clients send the URL as it was addressed: the same string needs no normalising.
-    if (htu !== target.url) {
-      const expected = normaliseHtu(target.url);
-      if (expected === null || normaliseHtu(htu) !== expected) throw new InvalidDpopProofError();
+    // The request's URL must be one (a host like `[:::]` or a port of 99999 is not); clients
+    // send it as it was addressed, and the same string needs no second normalising.
+    const expected = normaliseHtu(target.url);
+    if (expected === null || (htu !== target.url && normaliseHtu(htu) !== expected)) {
+      throw new InvalidDpopProofError();
     }
     const signature = decodeBase64url(parts![3]);
     const algorithm = header.alg === 'Ed25519' ? 'EdDSA' : header.alg;
