@@ -123,9 +123,12 @@ export class AccountStore {
   /** The account whose normalised login name is `key`, with a second factor, or `null`. */
   async findByUsernameKey(key: string): Promise<AccountRecord | null> {
     if (!this.own) {
-      const account = await this.dataSource.getRepository(Account).findOne({
-        where: { usernameKey: key },
-      });
+      // Read on every login: one plain query (see `RawQuery`).
+      const row = await this.raw.row(
+        `SELECT ${ACCOUNT_COLUMNS} FROM tfa_accounts WHERE username_key = ?`,
+        [key],
+      );
+      const account = row && accountFromRow(row);
       return account && account.usernameKey === key ? this.fromState(account) : null;
     }
     const state = await this.dataSource.getRepository(AccountState).findOne({

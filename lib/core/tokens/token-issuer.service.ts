@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { DataSource, In, IsNull, type Repository } from 'typeorm';
 import { AccountStore } from '../accounts/account.store.js';
 import { TokenRecords, type RefreshRecord } from './token-records.js';
-import { RawQuery } from '../database/raw-query.js';
+import { RawQuery, type ChainedWrite } from '../database/raw-query.js';
 import { TwoFactorAuthConfigError } from '../options/two-factor-auth.options-validation.js';
 import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
 import {
@@ -120,16 +120,18 @@ export class TokenIssuer {
     if (epoch === undefined || row === undefined) throw new InvalidCredentialsError();
     const claims = await this.claimsOf(row);
     const familyId = randomUUID();
-    const { pair, accessJti, jtis } = await this.unlessAccountGone(account.id, async () => {
-      await retryOnConflict(() =>
-        this.raw.run(
+    // The family and its first pair in one chain: one commit on SQLite.
+    const issued = await this.unlessAccountGone(account.id, () =>
+      this.issuePair(account.id, familyId, null, claims, randomUUID(), options.jkt, {
+        sql:
           'INSERT INTO tfa_token_families (id, account_id, epoch, revoked_at, created_at) ' +
-            'VALUES (?, ?, ?, NULL, ?)',
-          [familyId, account.id, epoch, Date.now()],
-        ),
-      );
-      return this.issuePair(account.id, familyId, null, claims, randomUUID(), options.jkt);
-    });
+          'VALUES (?, ?, ?, NULL, ?)',
+        params: [familyId, account.id, epoch, Date.now()],
+        need: 1,
+      }),
+    );
+    if (!issued) throw new InvalidCredentialsError();
+    const { pair, accessJti, jtis } = issued;
     if (!(await this.records.liveAccountOf(familyId))) {
       await this.withdraw(jtis);
       throw new InvalidCredentialsError();
@@ -173,21 +175,23 @@ export class TokenIssuer {
     }
     const extra = await this.claimsOfAccount(account.id);
     const newRefreshJti = randomUUID();
-    const spent = await retryOnConflict(() =>
-      this.raw.run(
-        "UPDATE tfa_issued_tokens SET revoked_at = ?, revoked_reason = 'rotated', replaced_by = ? " +
+    // Spending the token and writing its successors are one chain (one commit on SQLite); the
+    // successors are written only if this request is the one that spent it.
+    const issued = await this.unlessAccountGone(account.id, () =>
+      this.issuePair(account.id, record.familyId, claims.jti, extra, newRefreshJti, jkt, {
+        sql:
+          "UPDATE tfa_issued_tokens SET revoked_at = ?, revoked_reason = 'rotated', replaced_by = ? " +
           "WHERE jti = ? AND type = 'refresh' AND sub = ? AND revoked_at IS NULL",
-        [Date.now(), newRefreshJti, claims.jti, claims.sub],
-      ),
+        params: [Date.now(), newRefreshJti, claims.jti, claims.sub],
+        need: 1,
+      }),
     );
-    if (spent !== 1) {
+    if (!issued) {
       // Spent by a racing request with the same token, or revoked meanwhile: read it again.
       await this.refuseSpent(claims.jti, await this.records.refreshRecord(claims.jti));
       throw new InvalidRefreshTokenError();
     }
-    const { pair, accessJti, jtis } = await this.unlessAccountGone(account.id, () =>
-      this.issuePair(account.id, record.familyId, claims.jti, extra, newRefreshJti, jkt),
-    );
+    const { pair, accessJti, jtis } = issued;
     // A logout, re-use or revoke-all that ran meanwhile either revoked the new rows, or left
     // its mark for this read to find: never neither.
     if (!(await this.records.liveAccountOf(record.familyId))) {
@@ -276,6 +280,11 @@ export class TokenIssuer {
       ),
     );
   }
+  /**
+   * Writes the records of a new pair after `first` (a family's row, or the spending of the
+   * refresh token it replaces) and signs the pair; `null`, with nothing written, when `first`
+   * did not change its one row.
+   */
   private async issuePair(
     accountId: string,
     familyId: string,
@@ -283,7 +292,8 @@ export class TokenIssuer {
     claims: Record<string, unknown>,
     refreshJti: string,
     jkt: string | undefined,
-  ): Promise<{ pair: TokenPair; accessJti: string; jtis: string[] }> {
+    first: ChainedWrite,
+  ): Promise<{ pair: TokenPair; accessJti: string; jtis: string[] } | null> {
     const { accessTokenTtl, refreshTokenTtl } = this.options;
     const now = Date.now();
     const iat = Math.floor(now / 1000);
@@ -300,12 +310,14 @@ export class TokenIssuer {
       jti: refreshJti,
       ttl: refreshTokenTtl,
     });
-    await retryOnConflict(() =>
-      this.raw.run(
-        `INSERT INTO tfa_issued_tokens (${RECORD_COLUMNS}) VALUES (${RECORD_VALUES}), (${RECORD_VALUES})`,
-        [...recordValues(access), ...recordValues(refresh)],
-      ),
-    );
+    const written = await this.raw.chain([
+      first,
+      {
+        sql: `INSERT INTO tfa_issued_tokens (${RECORD_COLUMNS}) VALUES (${RECORD_VALUES}), (${RECORD_VALUES})`,
+        params: [...recordValues(access), ...recordValues(refresh)],
+      },
+    ]);
+    if (written.length < 2) return null;
     // RFC 9449 §6.1: the confirmation of a bound pair, set after the application's claims.
     const cnf = jkt === undefined ? {} : { cnf: { jkt } };
     const pair: TokenPair = {

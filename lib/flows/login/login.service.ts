@@ -1,10 +1,10 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import type { Repository } from 'typeorm';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
 import { AuditEvents } from '../../core/events/audit-events.service.js';
 import type { TwoFactorEventMap } from '../../core/events/two-factor.events.js';
 import { LockoutService, type GuessOutcome } from '../../core/lockout/lockout.service.js';
-import { SecretKey } from '../../core/secret-keys/secret-key.entity.js';
+import { RawQuery, str } from '../../core/database/raw-query.js';
 import { SecretKeyService } from '../secret-keys/secret-key.service.js';
 import { TotpService } from '../totp/totp.service.js';
 import { AccountStore, type AccountRecord } from '../../core/accounts/account.store.js';
@@ -40,16 +40,19 @@ type SecondFactorUsed = TwoFactorEventMap['login.succeeded']['secondFactor'];
 @Injectable()
 export class LoginService {
   private readonly logger = new Logger('TwoFactorAuth');
+  private readonly raw: RawQuery;
 
   constructor(
     private readonly accounts: AccountStore,
-    @InjectRepository(SecretKey) private readonly secretKeyRows: Repository<SecretKey>,
+    @InjectDataSource() dataSource: DataSource,
     private readonly hasher: PasswordHasher,
     private readonly secretKeys: SecretKeyService,
     private readonly totp: TotpService,
     private readonly lockout: LockoutService,
     private readonly events: AuditEvents,
-  ) {}
+  ) {
+    this.raw = new RawQuery(dataSource);
+  }
 
   /**
    * The account whose factors all match.
@@ -96,17 +99,14 @@ export class LoginService {
     account: AccountRecord | null,
     factors: AccountFactors,
   ): Promise<GuessOutcome<{ account: AccountRecord; secondFactor: SecondFactorUsed }>> {
-    const [keyRow, totpRow] = account
-      ? await Promise.all([
-          this.secretKeyRows.findOne({ where: { accountId: account.id } }),
-          this.totp.activeCredential(account.id),
-        ])
+    const [keyHash, totpRow] = account
+      ? await Promise.all([this.keyHashOf(account.id), this.totp.activeCredential(account.id)])
       : [null, null];
     const passwordOk = await this.hasher.verify(
       account?.passwordHash ?? null,
       factors.password ?? '',
     );
-    const keyOk = this.secretKeys.matches(keyRow?.keyHash ?? null, factors.secretKey);
+    const keyOk = this.secretKeys.matches(keyHash, factors.secretKey);
     const totpStep = this.totp.check(totpRow, factors.otp);
     const recoveryId =
       account && totpRow && factors.otp === undefined
@@ -143,5 +143,13 @@ export class LoginService {
     const secondFactor: SecondFactorUsed =
       mode === 'totp' ? (totpStep !== null ? 'totp' : 'recovery-code') : 'secret-key';
     return { ok: true, value: { account, secondFactor } };
+  }
+
+  /** The hash of the account's secret key (`null` when it has none): one plain query per login. */
+  private async keyHashOf(accountId: string): Promise<string | null> {
+    const row = await this.raw.row('SELECT key_hash FROM tfa_secret_keys WHERE account_id = ?', [
+      accountId,
+    ]);
+    return row ? str(row.key_hash) : null;
   }
 }

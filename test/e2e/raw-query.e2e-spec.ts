@@ -1,0 +1,162 @@
+/**
+ * RawQuery, the hand-written statements of the hot paths, on each real database: `chain` stops
+ * where a statement did not change its rows, is one all-or-nothing transaction on SQLite, and
+ * on better-sqlite3 statements are prepared once per connection, logged when TypeORM logs, and
+ * fail as TypeORM's `QueryFailedError`.
+ */
+import { DataSource, QueryFailedError, type Logger as TypeOrmLogger } from 'typeorm';
+import { RawQuery } from '../../lib/core/database/raw-query.js';
+import { createTestDatabase, databases, type TestDatabase } from '../support/servers.js';
+
+function dataSourceOf(db: TestDatabase, logger?: TypeOrmLogger): DataSource {
+  const common = { entities: [], ...(logger ? { logging: true as const, logger } : {}) };
+  if (db.kind === 'sqlite') {
+    return new DataSource({
+      ...common,
+      type: 'better-sqlite3',
+      database: db.url.slice('sqlite:'.length),
+    });
+  }
+  if (db.kind === 'postgres') return new DataSource({ ...common, type: 'postgres', url: db.url });
+  return new DataSource({ ...common, type: 'mysql', url: db.url });
+}
+
+const INSERT = 'INSERT INTO rq_items (id, n, flag) VALUES (?, ?, ?)';
+
+describe.each(databases())('RawQuery on %s', (kind) => {
+  let db: TestDatabase;
+  let source: DataSource;
+  let raw: RawQuery;
+
+  const ids = async () =>
+    (await raw.rows('SELECT id FROM rq_items ORDER BY id', [])).map((r) => String(r.id));
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind);
+    source = await dataSourceOf(db).initialize();
+    await source.query(
+      'CREATE TABLE rq_items (id VARCHAR(10) PRIMARY KEY, n INTEGER NOT NULL, flag INTEGER)',
+    );
+    raw = new RawQuery(source);
+  });
+  afterAll(async () => {
+    await source?.destroy();
+    await db?.drop();
+  });
+  beforeEach(async () => {
+    await source.query('DELETE FROM rq_items');
+  });
+
+  it('runs a chain in order and reports the rows each statement changed', async () => {
+    await raw.run(INSERT, ['a', 1, 0]);
+    const changed = await raw.chain([
+      { sql: 'UPDATE rq_items SET n = n + 1 WHERE id = ?', params: ['a'], need: 1 },
+      { sql: INSERT, params: ['b', 2, 0] },
+    ]);
+    expect(changed).toEqual([1, 1]);
+    expect(await ids()).toEqual(['a', 'b']);
+    expect(Number((await raw.row('SELECT n FROM rq_items WHERE id = ?', ['a']))!.n)).toBe(2);
+  });
+
+  it('writes nothing after a statement that did not change the rows it needed', async () => {
+    const changed = await raw.chain([
+      { sql: 'UPDATE rq_items SET n = n + 1 WHERE id = ?', params: ['missing'], need: 1 },
+      { sql: INSERT, params: ['b', 2, 0] },
+    ]);
+    expect(changed).toEqual([0]);
+    expect(await ids()).toEqual([]);
+  });
+
+  it('of many chains racing to spend one row, exactly one goes on', async () => {
+    await raw.run(INSERT, ['a', 0, 0]);
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        raw.chain([
+          { sql: 'UPDATE rq_items SET n = 1 WHERE id = ? AND n = 0', params: ['a'], need: 1 },
+          { sql: INSERT, params: [`w${String(i).padStart(2, '0')}`, i, 0] },
+        ]),
+      ),
+    );
+    expect(results.filter((r) => r.length === 2)).toHaveLength(1);
+    expect(await ids()).toHaveLength(2);
+  });
+
+  it('fails with QueryFailedError and the statement, never a bare driver error', async () => {
+    await raw.run(INSERT, ['a', 1, 0]);
+    const failure = await raw.run(INSERT, ['a', 1, 0]).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(QueryFailedError);
+    expect((failure as QueryFailedError).query).toContain('INSERT INTO rq_items');
+  });
+
+  if (kind === 'sqlite') {
+    it('on SQLite a chain is all or nothing: a failing statement undoes the ones before it', async () => {
+      await raw.run(INSERT, ['a', 1, 0]);
+      const failure = await raw
+        .chain([
+          { sql: 'UPDATE rq_items SET n = 99 WHERE id = ?', params: ['a'], need: 1 },
+          { sql: INSERT, params: ['b', 2, 0] },
+          { sql: INSERT, params: ['a', 3, 0] },
+        ])
+        .catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(QueryFailedError);
+      expect(await ids()).toEqual(['a']);
+      expect(Number((await raw.row('SELECT n FROM rq_items WHERE id = ?', ['a']))!.n)).toBe(1);
+    });
+
+    it('on better-sqlite3 prepares each statement once per connection, and again after a reconnect', async () => {
+      const connection = () =>
+        (source.driver as unknown as { databaseConnection: { prepare(sql: string): unknown } })
+          .databaseConnection;
+      const count = () => {
+        const db = connection();
+        const prepare = db.prepare.bind(db);
+        const seen: string[] = [];
+        db.prepare = (sql: string) => {
+          seen.push(sql);
+          return prepare(sql);
+        };
+        return seen;
+      };
+      const sql = 'SELECT id, n FROM rq_items WHERE n >= ? ORDER BY id';
+      await raw.run(INSERT, ['a', 1, 0]);
+      const seen = count();
+      for (let i = 0; i < 5; i++) expect(await raw.rows(sql, [0])).toHaveLength(1);
+      expect(seen.filter((s) => s === sql)).toHaveLength(1);
+
+      await source.destroy();
+      await source.initialize();
+      const again = count();
+      expect(await raw.rows(sql, [0])).toHaveLength(1);
+      expect(again.filter((s) => s === sql)).toHaveLength(1);
+    });
+
+    it('binds booleans as 1 and 0 and logs through TypeORM when logging is on', async () => {
+      const logged: string[] = [];
+      const logger: TypeOrmLogger = {
+        logQuery: (query) => void logged.push(query),
+        logQueryError: () => undefined,
+        logQuerySlow: () => undefined,
+        logSchemaBuild: () => undefined,
+        logMigration: () => undefined,
+        log: () => undefined,
+      };
+      const logging = await dataSourceOf(db, logger).initialize();
+      try {
+        const withLog = new RawQuery(logging);
+        await withLog.chain([
+          { sql: INSERT, params: ['t', 1, true] },
+          { sql: INSERT, params: ['f', 2, false] },
+        ]);
+        const flags = await withLog.rows('SELECT id, flag FROM rq_items ORDER BY id', []);
+        expect(flags.map((r) => [r.id, Number(r.flag)])).toEqual([
+          ['f', 0],
+          ['t', 1],
+        ]);
+        expect(logged.filter((q) => q === INSERT)).toHaveLength(2);
+        expect(logged).toContain('SELECT id, flag FROM rq_items ORDER BY id');
+      } finally {
+        await logging.destroy();
+      }
+    });
+  }
+});
