@@ -103,6 +103,48 @@ describe.each(databases())('RawQuery on %s', (kind) => {
       expect(Number((await raw.row('SELECT n FROM rq_items WHERE id = ?', ['a']))!.n)).toBe(1);
     });
 
+    it('on SQLite chains of one turn share one commit, and a failing chain is undone alone', async () => {
+      const connection = (
+        source.driver as unknown as {
+          databaseConnection: {
+            transaction: (fn: () => unknown) => (() => unknown) & { immediate(): unknown };
+          };
+        }
+      ).databaseConnection;
+      const transaction = connection.transaction.bind(connection);
+      let commits = 0;
+      connection.transaction = (fn) => {
+        const wrapped = transaction(fn) as (() => unknown) & { immediate(): unknown };
+        return Object.assign(() => wrapped(), {
+          immediate: () => {
+            commits++;
+            return wrapped.immediate();
+          },
+        });
+      };
+      try {
+        await raw.run(INSERT, ['dup', 0, 0]);
+        commits = 0;
+        const results = await Promise.allSettled(
+          Array.from({ length: 10 }, (_, i) =>
+            raw.chain([
+              { sql: INSERT, params: [`c${i}`, i, 0] },
+              // The fifth chain then collides with an existing row: it alone is undone.
+              { sql: INSERT, params: [i === 5 ? 'dup' : `d${i}`, i, 0] },
+            ]),
+          ),
+        );
+        expect(commits).toBe(1);
+        expect(results.filter((r) => r.status === 'rejected')).toHaveLength(1);
+        expect((results[5] as PromiseRejectedResult).reason).toBeInstanceOf(QueryFailedError);
+        const stored = await ids();
+        expect(stored).toHaveLength(1 + 9 * 2);
+        expect(stored).not.toContain('c5');
+      } finally {
+        connection.transaction = transaction;
+      }
+    });
+
     it('on better-sqlite3 prepares each statement once per connection, and again after a reconnect', async () => {
       const connection = () =>
         (source.driver as unknown as { databaseConnection: { prepare(sql: string): unknown } })

@@ -22,7 +22,8 @@ interface SqliteStatement {
 interface SqliteDatabase {
   readonly open: boolean;
   prepare(sql: string): SqliteStatement;
-  transaction<T>(fn: () => T): { immediate(): T };
+  /** A function that runs `fn` in a transaction (a savepoint when nested), or `.immediate()`. */
+  transaction<T>(fn: () => T): (() => T) & { immediate(): T };
 }
 
 /** Prepared statements per better-sqlite3 connection (a reconnected DataSource starts anew). */
@@ -65,8 +66,7 @@ export class RawQuery {
 
   /** Runs an INSERT, UPDATE or DELETE; returns the number of rows it changed. */
   async run(sql: string, params: unknown[]): Promise<number> {
-    const db = this.connection();
-    if (db) return this.direct(db, sql, params, (stmt, values) => stmt.run(...values).changes);
+    if (this.connection()) return (await this.chain([{ sql, params }]))[0];
     const runner = this.dataSource.createQueryRunner();
     try {
       const result = await runner.query(
@@ -86,37 +86,19 @@ export class RawQuery {
   }
 
   /**
-   * Runs `writes` in order, each retried on a conflict, and stops after one that did not change
-   * its `need` rows; returns the rows each statement that ran changed. On SQLite they are one
-   * transaction (`BEGIN IMMEDIATE`): one commit, so one sync of the file instead of one per
-   * statement, and all or nothing. On the servers each commits by itself, as `run` does: a
+   * Runs `writes` in order and stops after one that did not change its `need` rows; returns the
+   * rows each statement that ran changed.
+   *
+   * On SQLite a chain is all or nothing, and chains share commits: those submitted in the same
+   * turn of the event loop run in one `BEGIN IMMEDIATE` transaction, each in a savepoint of its
+   * own (a failing chain is undone alone), and every caller learns its result only after the one
+   * commit (group commit: one sync of the file for many requests, on the event loop).
+   * On the servers each statement commits by itself, retried on a conflict, as `run` does: a
    * caller must already be right with any prefix of the chain written alone.
    */
   async chain(writes: readonly ChainedWrite[]): Promise<number[]> {
     const db = this.connection();
-    if (db) {
-      const run = (write: ChainedWrite) =>
-        this.direct(db, write.sql, write.params, (stmt, values) => stmt.run(...values).changes);
-      const transaction = db.transaction(() => {
-        const changed: number[] = [];
-        for (const write of writes) {
-          const n = run(write);
-          changed.push(n);
-          if (write.need !== undefined && n !== write.need) break;
-        }
-        return changed;
-      });
-      return retryOnConflict(async () => {
-        try {
-          return transaction.immediate();
-        } catch (error) {
-          // BEGIN itself failed (a busy file): as a statement would.
-          throw error instanceof QueryFailedError
-            ? error
-            : new QueryFailedError('BEGIN IMMEDIATE', [], error as Error);
-        }
-      });
-    }
+    if (db) return groupCommit(db, writes, this);
     const changed: number[] = [];
     for (const write of writes) {
       const n = await retryOnConflict(() => this.run(write.sql, write.params));
@@ -129,6 +111,22 @@ export class RawQuery {
   /** An identifier of the application's schema (a table or column name), quoted for the driver. */
   escape(name: string): string {
     return this.dataSource.driver.escape(name);
+  }
+
+  /** The rows each statement of `writes` changed, run on `db` now (inside a transaction). */
+  runChain(db: SqliteDatabase, writes: readonly ChainedWrite[]): number[] {
+    const changed: number[] = [];
+    for (const write of writes) {
+      const n = this.direct(
+        db,
+        write.sql,
+        write.params,
+        (stmt, values) => stmt.run(...values).changes,
+      );
+      changed.push(n);
+      if (write.need !== undefined && n !== write.need) break;
+    }
+    return changed;
   }
 
   /** TypeORM's open better-sqlite3 connection, when that is the driver. */
@@ -152,7 +150,7 @@ export class RawQuery {
   }
 
   /** Runs one statement as TypeORM's runner would: logged, its error a `QueryFailedError`. */
-  private direct<T>(
+  direct<T>(
     db: SqliteDatabase,
     sql: string,
     params: unknown[],
@@ -168,6 +166,69 @@ export class RawQuery {
       throw new QueryFailedError(sql, values, error as Error);
     }
   }
+}
+
+/** A chain waiting for the next group commit. */
+interface PendingChain {
+  raw: RawQuery;
+  writes: readonly ChainedWrite[];
+  resolve(changed: number[]): void;
+  reject(error: unknown): void;
+}
+
+/** The chains submitted on each connection since its last group commit was scheduled. */
+const pendingChains = new WeakMap<SqliteDatabase, PendingChain[]>();
+
+function groupCommit(
+  db: SqliteDatabase,
+  writes: readonly ChainedWrite[],
+  raw: RawQuery,
+): Promise<number[]> {
+  return new Promise((resolve, reject) => {
+    let pending = pendingChains.get(db);
+    if (!pending) {
+      pendingChains.set(db, (pending = []));
+      // After the I/O callbacks of this turn: every chain they submitted shares the commit.
+      setImmediate(() => void commitPending(db, pending!));
+    }
+    pending.push({ raw, writes, resolve, reject });
+  });
+}
+
+async function commitPending(db: SqliteDatabase, chains: PendingChain[]): Promise<void> {
+  pendingChains.delete(db);
+  let outcomes: ({ changed: number[] } | { error: unknown })[] = [];
+  try {
+    const transaction = db.transaction(() => {
+      outcomes = chains.map(({ raw, writes }) => {
+        try {
+          // A nested transaction function is a savepoint: a chain that fails is undone alone.
+          return { changed: db.transaction(() => raw.runChain(db, writes))() };
+        } catch (error) {
+          return { error };
+        }
+      });
+    });
+    // A busy file (another process writing past the busy timeout) fails BEGIN: try again.
+    await retryOnConflict(async () => {
+      try {
+        transaction.immediate();
+      } catch (error) {
+        throw error instanceof QueryFailedError
+          ? error
+          : new QueryFailedError('BEGIN IMMEDIATE', [], error as Error);
+      }
+    });
+  } catch (error) {
+    // Nothing was committed: every chain of the group fails with the same error.
+    for (const chain of chains) chain.reject(error);
+    return;
+  }
+  chains.forEach((chain, i) => {
+    const outcome = outcomes[i];
+    if ('error' in outcome) chain.reject(outcome.error);
+    else chain.resolve(outcome.changed);
+  });
 }
 
 /** better-sqlite3 binds no booleans: 1 and 0, as TypeORM passes them. */
