@@ -190,6 +190,30 @@ describe('KeyRing sign/verify', () => {
     expect(ring.verify(`${h}.${forged}.${s}`, ACCESS)).toBeNull();
   });
 
+  it.each(ALL_ALGORITHMS)(
+    'signs and verifies %s on the thread pool exactly as on the event loop',
+    async (alg) => {
+      const ring = KeyRing.fromJwks([keyFor(alg, 'k1')]);
+      const payload = claims({ jti: `pool-${alg}` });
+      const token = await ring.signOffThread(ACCESS, payload);
+      expect(decodeProtectedHeader(token)).toEqual({ alg, typ: ACCESS, kid: 'k1' });
+      // Each way verifies what the other signed.
+      expect(ring.verify(token, ACCESS)?.payload).toEqual(payload);
+      const expected = { header: { alg, kid: 'k1', typ: ACCESS }, payload };
+      expect(await ring.verifyOffThread(token, ACCESS)).toEqual(expected);
+      expect(await ring.verifyOffThread(ring.sign(ACCESS, payload), ACCESS)).toEqual(expected);
+      // And refuses what the event-loop check refuses: another typ, a changed payload, a
+      // signature cut short, a token that is no JWS at all.
+      expect(await ring.verifyOffThread(token, REFRESH)).toBeNull();
+      const [h, , sig] = token.split('.');
+      const forged = Buffer.from(JSON.stringify({ ...payload, sub: 'x' })).toString('base64url');
+      expect(await ring.verifyOffThread(`${h}.${forged}.${sig}`, ACCESS)).toBeNull();
+      expect(await ring.verifyOffThread(token.slice(0, -4), ACCESS)).toBeNull();
+      expect(await ring.verifyOffThread('not.a-token', ACCESS)).toBeNull();
+      expect(await ring.verifyOffThread(null as unknown as string, ACCESS)).toBeNull();
+    },
+  );
+
   it('round-trips with an Ed448 key', () => {
     const ring = KeyRing.fromJwks([ed448('ed448')]);
     const payload = claims();
@@ -285,6 +309,11 @@ describe('jose verifies what KeyRing signs', () => {
     });
     expect(result.payload).toEqual(payload);
     expect(result.protectedHeader).toEqual({ alg, typ: ACCESS, kid: `jose-${alg}` });
+    // So does a token signed on the thread pool (what logins and refreshes hand out).
+    const pooled = await ring.signOffThread(ACCESS, payload);
+    expect((await jwtVerify(pooled, key, { algorithms: [alg], typ: ACCESS })).payload).toEqual(
+      payload,
+    );
     // jose refuses it under another key of the same algorithm, so the check is real.
     const other = KeyRing.fromJwks([generateJwk(alg, 'other')]);
     const otherKey = await importJWK(

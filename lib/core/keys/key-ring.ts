@@ -8,6 +8,8 @@ import {
   parseJsonObject,
   signInput,
   verifyInput,
+  verifyInputOffThread,
+  signInputOffThread,
 } from './jws.util.js';
 
 /** One imported key: the `KeyObject`s are built once, at start-up. */
@@ -159,9 +161,16 @@ export class KeyRing {
 
   /** Signs a JWT with the first key of the ring. */
   sign(typ: string, payload: Record<string, unknown>): string {
-    const { alg, kid, signingKey } = this.signer;
-    const input = `${encodeJson({ alg, typ, kid })}.${encodeJson(payload)}`;
+    const { alg, signingKey } = this.signer;
+    const input = this.signingInput(typ, payload);
     return `${input}.${signInput(alg, signingKey!, input).toString('base64url')}`;
+  }
+
+  /** `sign`, with an asymmetric signature computed on libuv's thread pool. */
+  async signOffThread(typ: string, payload: Record<string, unknown>): Promise<string> {
+    const { alg, signingKey } = this.signer;
+    const input = this.signingInput(typ, payload);
+    return `${input}.${(await signInputOffThread(alg, signingKey!, input)).toString('base64url')}`;
   }
 
   /**
@@ -171,6 +180,33 @@ export class KeyRing {
    * than the key's, a bad signature, a payload that is not a JSON object.
    */
   verify(token: string, typ: string): VerifiedJws | null {
+    const parsed = this.parse(token, typ);
+    if (!parsed) return null;
+    const { key, input, signature } = parsed;
+    return verifyInput(key.alg, key.verifyingKey, input, signature) ? this.verified(parsed) : null;
+  }
+
+  /**
+   * `verify`, with an asymmetric signature checked on libuv's thread pool (HMAC at once).
+   * Everything but the signature is checked first, on the event loop. Never rejects.
+   */
+  async verifyOffThread(token: string, typ: string): Promise<VerifiedJws | null> {
+    const parsed = this.parse(token, typ);
+    if (!parsed) return null;
+    const { key, input, signature } = parsed;
+    const valid = isHmac(key.alg)
+      ? verifyInput(key.alg, key.verifyingKey, input, signature)
+      : await verifyInputOffThread(key.alg, key.verifyingKey, input, signature);
+    return valid ? this.verified(parsed) : null;
+  }
+
+  private signingInput(typ: string, payload: Record<string, unknown>): string {
+    const { alg, kid } = this.signer;
+    return `${encodeJson({ alg, typ, kid })}.${encodeJson(payload)}`;
+  }
+
+  /** The parts of a compact JWS whose header fits `typ` and a key of the ring; else `null`. */
+  private parse(token: string, typ: string): ParsedJws | null {
     // Never throws, whatever a caller passes on from a request (`{"token": null}` included).
     if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH) return null;
     const first = token.indexOf('.');
@@ -186,12 +222,36 @@ export class KeyRing {
     if (header.typ !== typ || typeof header.kid !== 'string') return null;
     const key = this.byKid.get(header.kid);
     if (!key || header.alg !== key.alg) return null;
-
-    const input = token.slice(0, second);
-    if (!verifyInput(key.alg, key.verifyingKey, input, signature)) return null;
-    const payloadBytes = decodeBase64url(token.slice(first + 1, second));
-    const payload = payloadBytes && parseJsonObject(payloadBytes);
-    if (!payload) return null;
-    return { header: { alg: key.alg, kid: key.kid, typ }, payload };
+    return {
+      key,
+      typ,
+      input: token.slice(0, second),
+      signature,
+      payload: token.slice(first + 1, second),
+    };
   }
+
+  /** The result of a parsed JWS whose signature checked out, if its payload is a JSON object. */
+  private verified({ key, typ, payload }: ParsedJws): VerifiedJws | null {
+    const payloadBytes = decodeBase64url(payload);
+    const claims = payloadBytes && parseJsonObject(payloadBytes);
+    if (!claims) return null;
+    return { header: { alg: key.alg, kid: key.kid, typ }, payload: claims };
+  }
+}
+
+interface ParsedJws {
+  key: RingKey;
+  typ: string;
+  /** `header.payload`, as signed. */
+  input: string;
+  signature: Buffer;
+  /** The payload segment (base64url). */
+  payload: string;
+}
+
+function isHmac(
+  alg: TwoFactorJwsAlgorithm,
+): alg is Extract<TwoFactorJwsAlgorithm, 'HS256' | 'HS384' | 'HS512'> {
+  return ALGORITHMS[alg].family === 'HMAC';
 }

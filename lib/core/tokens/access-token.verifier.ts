@@ -34,8 +34,9 @@ type Accepted = Extract<AccessDecision, { outcome: 'accepted' }>;
 /**
  * Decides whether an access token is good, as cheaply as correctness allows, in one function.
  *
- * The first time a token is seen, its signature and claims are checked and its record is read
- * (it must exist, be an unrevoked access token of that `sub`, of a usable account). The result
+ * The first time a token is seen, its signature (on libuv's thread pool for an asymmetric key)
+ * and claims are checked and its record is read (it must exist, be an unrevoked access token
+ * of that `sub`, of a usable account). The result
  * is remembered under the exact token string, so later requests with the same token cost a map
  * lookup plus the checks that can change over time: expiry and the revocation view. No query
  * runs for a token already seen; a stale revocation view makes every answer `unavailable`.
@@ -84,7 +85,8 @@ export class AccessTokenVerifier {
   }
 
   private async firstSight(token: string): Promise<AccessDecision> {
-    const jws = this.keyRing.verify(token, ACCESS_TOKEN_TYP);
+    // The signature on the thread pool (HMAC at once): other requests go on meanwhile.
+    const jws = await this.keyRing.verifyOffThread(token, ACCESS_TOKEN_TYP);
     const claims = jws && checkClaims(jws.payload, this.options);
     if (!jws || !claims) return REFUSED;
     let live: LiveRecord | null;

@@ -153,7 +153,9 @@ export class TokenIssuer {
    * @throws InvalidDpopProofError for a bound refresh token without a proof by its key.
    */
   async refresh(refreshToken: string, options: IssueOptions = {}): Promise<TokenPair> {
-    const claims = this.verifyClaims(refreshToken, REFRESH_TOKEN_TYP);
+    // The signature on the thread pool: the event loop serves other requests meanwhile.
+    const verified = await this.keyRing.verifyOffThread(refreshToken, REFRESH_TOKEN_TYP);
+    const claims = verified ? checkClaims(verified.payload, this.options) : null;
     if (!claims) throw new InvalidRefreshTokenError();
     if (claims.jkt !== undefined && claims.jkt !== options.jkt) throw new InvalidDpopProofError();
     const jkt = options.jkt;
@@ -320,11 +322,16 @@ export class TokenIssuer {
     if (written.length < 2) return null;
     // RFC 9449 §6.1: the confirmation of a bound pair, set after the application's claims.
     const cnf = jkt === undefined ? {} : { cnf: { jkt } };
+    // Both signatures at once, on the thread pool.
+    const [accessToken, refreshToken] = await Promise.all([
+      this.sign(ACCESS_TOKEN_TYP, access, { ...claims, ...cnf }),
+      this.sign(REFRESH_TOKEN_TYP, refresh, cnf),
+    ]);
     const pair: TokenPair = {
-      access_token: this.sign(ACCESS_TOKEN_TYP, access, { ...claims, ...cnf }),
+      access_token: accessToken,
       token_type: jkt === undefined ? 'Bearer' : 'DPoP',
       expires_in: accessTokenTtl,
-      refresh_token: this.sign(REFRESH_TOKEN_TYP, refresh, cnf),
+      refresh_token: refreshToken,
       refresh_expires_in: refreshTokenTtl,
     };
     return { pair, accessJti: access.jti, jtis: [access.jti, refresh.jti] };
@@ -349,7 +356,7 @@ export class TokenIssuer {
       createdAt: spec.now,
     });
   }
-  private sign(typ: string, row: IssuedToken, claims: Record<string, unknown>): string {
+  private sign(typ: string, row: IssuedToken, claims: Record<string, unknown>): Promise<string> {
     const payload: Record<string, unknown> = {
       ...claims,
       iss: row.iss,
@@ -360,6 +367,6 @@ export class TokenIssuer {
       exp: row.exp,
       jti: row.jti,
     };
-    return this.keyRing.sign(typ, payload);
+    return this.keyRing.signOffThread(typ, payload);
   }
 }
