@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem, type as osType, arch } from 'node:os';
 import { join } from 'node:path';
 import { microTables } from '../micro.js';
+import { cpuBoundPerVcpu } from '../sections/capacity.js';
 import { growthPerRotation, retainedPerRotation } from '../sections/memory.js';
 import { isGuardFrame, top, type ProfileSummary } from './profile.js';
 import { medianOf, roundRatios, type BenchReport, type Series } from './results.js';
@@ -225,14 +226,15 @@ function capacitySection(report: BenchReport): string {
   const cpuRows = c.databases.flatMap((d) =>
     (
       [
-        ['logins', d.logins, d.loginsCpu],
-        ['refreshes', d.refreshes, d.refreshesCpu],
+        ['logins', d.logins, d.loginsCpu, d.loginsClientCpu],
+        ['refreshes', d.refreshes, d.refreshesCpu, d.refreshesClientCpu],
       ] as const
     )
       .filter(([, load, cpu]) => load && cpu)
-      .map(([what, load, cpu]) => {
+      .map(([what, load, cpu, client]) => {
         const us = (seconds: number) => fmtInt((seconds * 1e6) / load!.requests);
         const total = cpu!.eventLoop + cpu!.niced + cpu!.other;
+        const bound = cpuBoundPerVcpu(d, what);
         return [
           `${d.label}, ${what}`,
           us(cpu!.eventLoop),
@@ -240,6 +242,8 @@ function capacitySection(report: BenchReport): string {
           us(cpu!.other),
           us(total),
           `${fmtNum((100 * total) / (load!.seconds * c.vcpus), 0)} %`,
+          client === undefined ? '—' : us(client),
+          bound === Infinity ? '—' : fmtNum(bound, 0),
         ];
       }),
   );
@@ -249,7 +253,7 @@ function capacitySection(report: BenchReport): string {
   return [
     '## Capacity (sample app)',
     '',
-    `The built sample app (\`dist/sample-app/src/main.js\`, \`NODE_ENV=production\`, Express, a fresh ES256 key, \`THROTTLE_LIMIT=1000000\`, \`LOCKOUT_MAX_ATTEMPTS=1000\`, \`TOTP_ENABLED=false\`, every other variable at its default, \`PASSWORD_CONCURRENCY\` included) in a child process on a fresh database of each kind, with ${c.clients} accounts made through \`POST /accounts\`. ${c.clients} closed-loop clients, one keep-alive connection and one account each, run from the bench runner (bench/support/load.ts \`closedLoop\`): **logins** POST their username, password and secret key to \`/auth/token\` again and again; **refreshes** log in once, then each spends its last refresh token at \`/auth/refresh\` for a new pair, forever (rotation: each refresh token works once). ${c.warmup} s of warm-up, then ${c.duration} s measured per load. Per vCPU = total ÷ os.availableParallelism() (${c.vcpus}). The app, its database server and the clients share the same ${c.vcpus} vCPU(s): the PostgreSQL and MariaDB rows are reported, not targets, since their server takes cores the app would otherwise have.`,
+    `The built sample app (\`dist/sample-app/src/main.js\`, \`NODE_ENV=production\`, Express unless said, a fresh ES256 key, \`THROTTLE_LIMIT=1000000\`, \`LOCKOUT_MAX_ATTEMPTS=1000\`, \`TOTP_ENABLED=false\`, every other variable at its default, \`PASSWORD_CONCURRENCY\` included) in a child process on a fresh database of each kind, with ${c.clients} accounts made through \`POST /accounts\`. ${c.clients} closed-loop clients, one keep-alive connection and one account each, run from the bench runner (bench/support/load.ts \`closedLoop\`): **logins** POST their username, password and secret key to \`/auth/token\` again and again; **refreshes** log in once, then each spends its last refresh token at \`/auth/refresh\` for a new pair, forever (rotation: each refresh token works once). ${c.warmup} s of warm-up, then ${c.duration} s measured per load. SQLite is measured twice: with the sample app on Express (its default) and on Fastify (\`HTTP_ADAPTER=fastify\`, on a database of its own). Per vCPU = total ÷ os.availableParallelism() (${c.vcpus}). The app, its database server and the clients share the same ${c.vcpus} vCPU(s): the PostgreSQL and MariaDB rows are reported, not targets, since their server takes cores the app would otherwise have.`,
     '',
     table(
       [
@@ -269,9 +273,9 @@ function capacitySection(report: BenchReport): string {
     '',
     ...skipped,
     '',
-    '**Stack ceiling**: the same clients POST a well-formed refresh body whose token fails its signature check, for the same time: the app answers 401 after the Express and Nest pipeline, the throttle, the body validation and one ES256 verification, with no database work. No refresh can be faster than that on this machine; "vs ceiling" = refreshes/s ÷ that rate.',
+    '**Stack ceiling**: the same clients POST a well-formed refresh body whose token fails its signature check, for the same time: the app answers 401 after the HTTP adapter’s and Nest’s pipeline, the throttle, the body validation and one ES256 verification (on the thread pool, as a refresh’s), with no database work and no signing. No refresh can be faster than that with this stack on this machine; "vs ceiling" = refreshes/s ÷ that rate.',
     '',
-    "The app's CPU time per request during each measured run, by thread (utime + stime of /proc/<pid>/task/*/stat): the event loop (main thread), the password hasher's threads (the only ones at a lower priority, nice > 0) and the others (V8's GC and compiler, libuv's pool). The last column is the app's share of all the machine's vCPUs over the run: well below 100 % means the app waited (for hashing slots, the database or the clients), not that it ran out of CPU.",
+    `The app's CPU time per request during each measured run, by thread (utime + stime of /proc/<pid>/task/*/stat): the event loop (main thread), the password hasher's threads (the only ones at a lower priority, nice > 0) and the others (V8's GC and compiler, libuv's pool). "App CPU / machine" is the app's share of all the machine's vCPUs over the run: well below 100 % means the app waited (for hashing slots, its event loop, the database or the clients), not that the machine ran out of CPU. "Load generator µs" is the CPU the bench runner's own process (every client runs there) spent per request over the same run. "CPU bound per vCPU" = 1 s ÷ (the app's total + the load generator's µs per request): the most requests per second per vCPU these cores could give if every one of them worked for the app and its clients alone (one process per vCPU, no idle time); for PostgreSQL and MariaDB their server's CPU comes on top.`,
     '',
     table(
       [
@@ -281,6 +285,8 @@ function capacitySection(report: BenchReport): string {
         'other threads µs',
         'total µs',
         'app CPU / machine',
+        'load generator µs',
+        'CPU bound per vCPU',
       ],
       cpuRows,
     ),

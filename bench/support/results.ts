@@ -42,6 +42,8 @@ export interface FloodSection {
 /** One database of the capacity section. */
 export interface CapacityDatabase {
   kind: 'sqlite' | 'postgres' | 'mariadb';
+  /** The sample app's HTTP adapter (`HTTP_ADAPTER`); Express unless said. */
+  adapter: 'express' | 'fastify';
   label: string;
   version?: string;
   /** Why it was not measured (not reachable, …). */
@@ -57,6 +59,9 @@ export interface CapacityDatabase {
   /** CPU time of the app's threads during each measured run, seconds. */
   loginsCpu?: ThreadCpu;
   refreshesCpu?: ThreadCpu;
+  /** CPU time of the load generator (the bench runner's process) during each run, seconds. */
+  loginsClientCpu?: number;
+  refreshesClientCpu?: number;
 }
 
 /** argon2 `verify` at the module's default parameters, in a process of its own. */
