@@ -1,4 +1,5 @@
-import { QueryFailedError, type DataSource } from 'typeorm';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { QueryFailedError, type DataSource, type EntityManager } from 'typeorm';
 import { retryOnConflict } from './conflict-retry.js';
 import { dialectOf } from './dialect.js';
 
@@ -21,6 +22,8 @@ interface SqliteStatement {
 }
 interface SqliteDatabase {
   readonly open: boolean;
+  /** True while a transaction is open on the connection (an application's, through TypeORM). */
+  readonly inTransaction: boolean;
   prepare(sql: string): SqliteStatement;
   /** A function that runs `fn` in a transaction (a savepoint when nested), or `.immediate()`. */
   transaction<T>(fn: () => T): (() => T) & { immediate(): T };
@@ -41,17 +44,21 @@ const STATEMENT_CACHE_SIZE = 200;
  *
  * On better-sqlite3 the statements run on TypeORM's own connection but without a query runner
  * per call: each is prepared once per connection and kept (TypeORM prepares it again for every
- * runner), and they are logged through TypeORM's logger only when `logging` is on. Errors are
- * TypeORM's `QueryFailedError`, as through `query()`.
+ * runner). They go to TypeORM's logger as its runner's do (it decides what `logging` shows),
+ * and fail as TypeORM's `QueryFailedError`, as through `query()`.
  */
 export class RawQuery {
   private readonly numbered: boolean;
   private readonly sqlite: boolean;
+  /** How long SQLite writes wait for the file (better-sqlite3's `timeout`, 5 s by default). */
+  readonly busyTimeout: number;
 
   constructor(private readonly dataSource: DataSource) {
     const dialect = dialectOf(dataSource);
     this.numbered = dialect === 'postgres';
     this.sqlite = dataSource.options.type === 'better-sqlite3';
+    const timeout = (dataSource.options as { timeout?: unknown }).timeout;
+    this.busyTimeout = typeof timeout === 'number' && timeout >= 0 ? timeout : 5000;
   }
 
   /** The rows of a SELECT. */
@@ -92,11 +99,28 @@ export class RawQuery {
    * On SQLite a chain is all or nothing, and chains share commits: those submitted in the same
    * turn of the event loop run in one `BEGIN IMMEDIATE` transaction, each in a savepoint of its
    * own (a failing chain is undone alone), and every caller learns its result only after the one
-   * commit (group commit: one sync of the file for many requests, on the event loop).
+   * commit (group commit: one sync of the file for many requests, on the event loop). A group
+   * never joins a transaction of the application open on the connection: it waits for its end
+   * (see `untilNoTransaction`).
    * On the servers each statement commits by itself, retried on a conflict, as `run` does: a
    * caller must already be right with any prefix of the chain written alone.
+   *
+   * With the `manager` of a transaction, the statements run in that transaction instead, in
+   * order and without retries, on every database.
    */
-  async chain(writes: readonly ChainedWrite[]): Promise<number[]> {
+  async chain(writes: readonly ChainedWrite[], manager?: EntityManager): Promise<number[]> {
+    const runner = manager?.queryRunner;
+    if (runner) {
+      // In the caller's transaction, as asked: it commits (or not) with the rest of it.
+      const changed: number[] = [];
+      for (const write of writes) {
+        const sql = this.numbered ? numberPlaceholders(write.sql) : write.sql;
+        const n = ((await runner.query(sql, write.params, true)) as { affected?: number }).affected;
+        changed.push(n ?? 0);
+        if (write.need !== undefined && n !== write.need) break;
+      }
+      return changed;
+    }
     const db = this.connection();
     if (db) return groupCommit(db, writes, this);
     const changed: number[] = [];
@@ -157,12 +181,12 @@ export class RawQuery {
     execute: (stmt: SqliteStatement, values: unknown[]) => T,
   ): T {
     const values = bindable(params);
-    const logging = this.dataSource.options.logging;
-    if (logging) this.dataSource.logger.logQuery(sql, values);
+    const logger = this.dataSource.logger;
+    logger.logQuery(sql, values);
     try {
       return execute(this.statement(db, sql), values);
     } catch (error) {
-      if (logging) this.dataSource.logger.logQueryError(error as Error, sql, values);
+      logger.logQueryError(error as Error, sql, values);
       throw new QueryFailedError(sql, values, error as Error);
     }
   }
@@ -197,8 +221,10 @@ function groupCommit(
 
 async function commitPending(db: SqliteDatabase, chains: PendingChain[]): Promise<void> {
   pendingChains.delete(db);
+  const raw = chains[0].raw;
   let outcomes: ({ changed: number[] } | { error: unknown })[] = [];
   try {
+    await untilNoTransaction(db, raw.busyTimeout);
     const transaction = db.transaction(() => {
       outcomes = chains.map(({ raw, writes }) => {
         try {
@@ -209,16 +235,23 @@ async function commitPending(db: SqliteDatabase, chains: PendingChain[]): Promis
         }
       });
     });
-    // A busy file (another process writing past the busy timeout) fails BEGIN: try again.
-    await retryOnConflict(async () => {
-      try {
-        transaction.immediate();
-      } catch (error) {
-        throw error instanceof QueryFailedError
-          ? error
-          : new QueryFailedError('BEGIN IMMEDIATE', [], error as Error);
-      }
-    });
+    try {
+      transaction.immediate();
+    } catch (error) {
+      if (error instanceof QueryFailedError) throw error;
+      // BEGIN IMMEDIATE found the file locked by another connection for the whole busy
+      // timeout (better-sqlite3 waited for it): final, so that no caller waits as long again.
+      const code = (error as { code?: unknown }).code;
+      throw new QueryFailedError(
+        'BEGIN IMMEDIATE',
+        [],
+        code === 'SQLITE_BUSY'
+          ? Object.assign(new Error(`database busy for over ${raw.busyTimeout} ms`), {
+              code: 'SQLITE_BUSY_TIMEOUT',
+            })
+          : (error as Error),
+      );
+    }
   } catch (error) {
     // Nothing was committed: every chain of the group fails with the same error.
     for (const chain of chains) chain.reject(error);
@@ -229,6 +262,31 @@ async function commitPending(db: SqliteDatabase, chains: PendingChain[]): Promis
     if ('error' in outcome) chain.reject(outcome.error);
     else chain.resolve(outcome.changed);
   });
+}
+
+/**
+ * Waits while a transaction of the application is open on the connection (TypeORM runs every
+ * query of an SQLite DataSource on this one connection, and a transaction may await other I/O
+ * between its statements). A group begun meanwhile would become a savepoint of it: committed
+ * only with it, and undone by its rollback after the callers had their answers, a spent refresh
+ * token or a counted failure coming back to life. So the group waits, as a second connection
+ * would wait for the file's lock, for at most the connection's busy timeout; then it fails
+ * (the requests answer 503) with nothing written.
+ */
+async function untilNoTransaction(db: SqliteDatabase, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (db.inTransaction) {
+    if (Date.now() >= deadline) {
+      throw new QueryFailedError(
+        'BEGIN IMMEDIATE',
+        [],
+        new Error(
+          `database busy: a transaction of the application stayed open on the SQLite connection for over ${timeoutMs} ms`,
+        ),
+      );
+    }
+    await sleep(1);
+  }
 }
 
 /** better-sqlite3 binds no booleans: 1 and 0, as TypeORM passes them. */

@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import { DataSource, In, IsNull, type Repository } from 'typeorm';
+import { DataSource, type Repository } from 'typeorm';
 import { AccountStore } from '../accounts/account.store.js';
 import { TokenRecords, type RefreshRecord } from './token-records.js';
 import { RawQuery, type ChainedWrite } from '../database/raw-query.js';
@@ -221,7 +221,11 @@ export class TokenIssuer {
       jti,
     });
     // The re-used token says why in its record, for whoever investigates.
-    await retryOnConflict(() => this.tokens.update({ jti }, { revokedReason: 'reuse-detected' }));
+    await retryOnConflict(() =>
+      this.raw.run("UPDATE tfa_issued_tokens SET revoked_reason = 'reuse-detected' WHERE jti = ?", [
+        jti,
+      ]),
+    );
     await this.revoker.revokeFamily(record.familyId, 'reuse-detected');
   }
 
@@ -276,9 +280,10 @@ export class TokenIssuer {
   /** Revokes rows written for tokens that are never handed out. */
   private async withdraw(jtis: string[]): Promise<void> {
     await retryOnConflict(() =>
-      this.tokens.update(
-        { jti: In(jtis), revokedAt: IsNull() },
-        { revokedAt: Date.now(), revokedReason: 'withdrawn' },
+      this.raw.run(
+        "UPDATE tfa_issued_tokens SET revoked_at = ?, revoked_reason = 'withdrawn' " +
+          `WHERE jti IN (${jtis.map(() => '?').join(', ')}) AND revoked_at IS NULL`,
+        [Date.now(), ...jtis],
       ),
     );
   }

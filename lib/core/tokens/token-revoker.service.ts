@@ -1,11 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, IsNull, type Repository } from 'typeorm';
+import { DataSource, type EntityManager, type Repository } from 'typeorm';
 import type { Account } from '../accounts/account.entity.js';
 import type { AccountState } from '../accounts/account-state.entity.js';
 import { AccountStore } from '../accounts/account.store.js';
 import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
 import { retryOnConflict } from '../database/conflict-retry.js';
+import { RawQuery } from '../database/raw-query.js';
 import { AuditEvents } from '../events/audit-events.service.js';
 import { KeyRing } from '../keys/key-ring.js';
 import { RevocationLog, type RevocationEvent } from '../revocation/revocation-log.service.js';
@@ -13,7 +14,6 @@ import { RevocationView } from '../revocation/revocation-view.service.js';
 import { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP } from './token.constants.js';
 import type { ResolvedTwoFactorAuthOptions } from '../options/two-factor-auth.options.js';
 import { IssuedToken } from './issued-token.entity.js';
-import { TokenFamily } from './token-family.entity.js';
 import type { RevocationReason } from './token.types.js';
 
 /**
@@ -26,8 +26,10 @@ import type { RevocationReason } from './token.types.js';
 @Injectable()
 export class TokenRevoker {
   private readonly tokens: Repository<IssuedToken>;
-  private readonly families: Repository<TokenFamily>;
   private readonly accounts: Repository<Account | AccountState>;
+  private readonly raw: RawQuery;
+  /** Moves an account's token epoch and cut-off (`Account` or `AccountState`). */
+  private readonly epochSql: string;
 
   constructor(
     @InjectDataSource() dataSource: DataSource,
@@ -39,8 +41,20 @@ export class TokenRevoker {
     accounts: AccountStore,
   ) {
     this.tokens = dataSource.getRepository(IssuedToken);
-    this.families = dataSource.getRepository(TokenFamily);
     this.accounts = accounts.states();
+    // The writes are hand-written (see `RawQuery`): on SQLite they then never join a
+    // transaction of the application, whose rollback would bring a revoked token back.
+    this.raw = new RawQuery(dataSource);
+    const states = this.accounts.metadata;
+    const column = (property: string) =>
+      this.raw.escape(states.findColumnWithPropertyName(property)!.databaseName);
+    const table = states.tablePath
+      .split('.')
+      .map((part) => this.raw.escape(part))
+      .join('.');
+    this.epochSql =
+      `UPDATE ${table} SET ${column('tokenEpoch')} = ${column('tokenEpoch')} + 1, ` +
+      `${column('tokensValidAfter')} = ?, ${column('updatedAt')} = ? WHERE ${column('id')} = ?`;
   }
 
   /**
@@ -50,8 +64,12 @@ export class TokenRevoker {
    */
   async revoke(jti: string, reason: RevocationReason = 'revoked'): Promise<boolean> {
     const now = Date.now();
-    const result = await retryOnConflict(() =>
-      this.tokens.update({ jti, revokedAt: IsNull() }, { revokedAt: now, revokedReason: reason }),
+    const affected = await retryOnConflict(() =>
+      this.raw.run(
+        'UPDATE tfa_issued_tokens SET revoked_at = ?, revoked_reason = ? ' +
+          'WHERE jti = ? AND revoked_at IS NULL',
+        [now, reason, jti],
+      ),
     );
     const row = await this.tokens.findOne({
       select: {
@@ -65,7 +83,7 @@ export class TokenRevoker {
       where: { jti },
     });
     if (!row) return false;
-    if (result.affected !== 1) {
+    if (affected !== 1) {
       if (row.type === 'refresh' && row.replacedBy !== null) {
         await this.revokeFamily(row.familyId, reason);
         return true;
@@ -94,15 +112,18 @@ export class TokenRevoker {
   async revokeFamily(familyId: string, reason: RevocationReason = 'revoked'): Promise<void> {
     const now = Date.now();
     // The mark first: a refresh racing this one reads it after writing its new pair.
-    await retryOnConflict(() =>
-      this.families.update({ id: familyId, revokedAt: IsNull() }, { revokedAt: now }),
-    );
-    await retryOnConflict(() =>
-      this.tokens.update(
-        { familyId, revokedAt: IsNull() },
-        { revokedAt: now, revokedReason: reason },
-      ),
-    );
+    await this.raw.chain([
+      {
+        sql: 'UPDATE tfa_token_families SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL',
+        params: [now, familyId],
+      },
+      {
+        sql:
+          'UPDATE tfa_issued_tokens SET revoked_at = ?, revoked_reason = ? ' +
+          'WHERE family_id = ? AND revoked_at IS NULL',
+        params: [now, reason, familyId],
+      },
+    ]);
     const rows = await this.tokens.find({
       select: { jti: true, exp: true, accountId: true, type: true },
       where: { familyId },
@@ -121,28 +142,32 @@ export class TokenRevoker {
   async revokeAllForAccount(
     accountId: string,
     reason: RevocationReason = 'revoked',
+    manager?: EntityManager,
   ): Promise<void> {
     // The epoch first (counted by the database, no clock involved): a login or refresh in
     // flight reads it after writing its rows. The cut-off (compared with iat, in whole
     // seconds) covers tokens this instance has not seen; a login made later in the same
     // second keeps working, as it should.
     const now = Date.now();
-    await retryOnConflict(() =>
-      this.accounts.update(
-        { id: accountId },
-        { tokenEpoch: () => 'token_epoch + 1', tokensValidAfter: now, updatedAt: now },
-      ),
-    );
-    await retryOnConflict(() =>
-      this.families.update({ accountId, revokedAt: IsNull() }, { revokedAt: now }),
-    );
-    await retryOnConflict(() =>
-      this.tokens.update(
-        { accountId, revokedAt: IsNull() },
-        { revokedAt: now, revokedReason: reason },
-      ),
-    );
-    const rows = await this.tokens.find({
+    const writes = [
+      { sql: this.epochSql, params: [now, now, accountId] },
+      {
+        sql:
+          'UPDATE tfa_token_families SET revoked_at = ? ' +
+          'WHERE account_id = ? AND revoked_at IS NULL',
+        params: [now, accountId],
+      },
+      {
+        sql:
+          'UPDATE tfa_issued_tokens SET revoked_at = ?, revoked_reason = ? ' +
+          'WHERE account_id = ? AND revoked_at IS NULL',
+        params: [now, reason, accountId],
+      },
+    ];
+    await this.raw.chain(writes, manager);
+    // Read where they were written: in the caller's transaction, the rows are not yet visible
+    // elsewhere, and the cut-off alone spares a token issued in the same second.
+    const rows = await (manager ? manager.getRepository(IssuedToken) : this.tokens).find({
       select: { jti: true, exp: true, type: true },
       where: { accountId, revokedAt: now },
     });

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
 import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
 import { LockoutService } from '../lockout/lockout.service.js';
 import { RevocationLog } from '../revocation/revocation-log.service.js';
@@ -81,11 +82,17 @@ export class TokenService {
 
   /**
    * Revokes every token of an account, issued so far or being issued right now: after a
-   * password change, a secret-key rotation, a disable, or on demand.
+   * password change, a secret-key rotation, a disable, or on demand. With the `manager` of a
+   * transaction, the revocation is written in it (and undone by its rollback); its
+   * announcement to the instances goes out at once either way.
    */
 
-  revokeAllForAccount(accountId: string, reason: RevocationReason = 'revoked'): Promise<void> {
-    return this.revoker.revokeAllForAccount(accountId, reason);
+  revokeAllForAccount(
+    accountId: string,
+    reason: RevocationReason = 'revoked',
+    manager?: EntityManager,
+  ): Promise<void> {
+    return this.revoker.revokeAllForAccount(accountId, reason, manager);
   }
 
   /**

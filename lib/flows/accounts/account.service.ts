@@ -203,7 +203,7 @@ export class AccountService {
   async delete(id: string | number, { manager }: InTransaction = {}): Promise<void> {
     const accountId = String(id);
     const account = await this.existing(accountId, manager);
-    await this.tokens.revokeAllForAccount(accountId, 'account-deleted');
+    await this.tokens.revokeAllForAccount(accountId, 'account-deleted', manager);
     // The foreign keys cascade to every other table of the module.
     await this.accounts.delete(accountId, manager);
     await this.lockout.forget(account.usernameKey);

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Secret, TOTP } from 'otpauth';
-import { DataSource, IsNull, LessThan, type Repository } from 'typeorm';
+import { DataSource, IsNull, type Repository } from 'typeorm';
 import type { Account } from '../../core/accounts/account.entity.js';
 import type { AccountState } from '../../core/accounts/account-state.entity.js';
 import { AccountStore } from '../../core/accounts/account.store.js';
@@ -20,6 +20,8 @@ import { RecoveryCode } from '../../core/totp/recovery-code.entity.js';
 import { TotpCipher } from '../../core/totp/totp-cipher.js';
 import { TotpCredential } from '../../core/totp/totp-credential.entity.js';
 import { ConflictError, NotFoundError } from '../../core/errors.js';
+import { retryOnConflict } from '../../core/database/conflict-retry.js';
+import { RawQuery } from '../../core/database/raw-query.js';
 
 /**
  * What enrolment hands the user: the secret two ways. Drawing `otpauthUri` as a QR code is
@@ -49,6 +51,7 @@ const RECOVERY_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
  */
 @Injectable()
 export class TotpService {
+  private readonly raw: RawQuery;
   private readonly credentials: Repository<TotpCredential>;
   private readonly recovery: Repository<RecoveryCode>;
   private readonly states: Repository<Account | AccountState>;
@@ -64,6 +67,7 @@ export class TotpService {
     private readonly lockout: LockoutService,
     private readonly accounts: AccountStore,
   ) {
+    this.raw = new RawQuery(dataSource);
     this.credentials = dataSource.getRepository(TotpCredential);
     this.recovery = dataSource.getRepository(RecoveryCode);
     this.states = accounts.states();
@@ -214,11 +218,16 @@ export class TotpService {
     step: number,
     status: 'active' | 'pending' = 'active',
   ): Promise<boolean> {
-    const result = await this.credentials.update(
-      { id: row.id, status, lastUsedStep: LessThan(step) },
-      { lastUsedStep: step },
+    // Hand-written (see `RawQuery`): on SQLite it never joins an application's transaction,
+    // whose rollback would make a used code good again.
+    const changed = await retryOnConflict(() =>
+      this.raw.run(
+        'UPDATE tfa_totp_credentials SET last_used_step = ? ' +
+          'WHERE id = ? AND status = ? AND last_used_step < ?',
+        [step, row.id, status, step],
+      ),
     );
-    return result.affected === 1;
+    return changed === 1;
   }
 
   /** The id of an unused recovery code of the account equal to `code`, or `null`. */
@@ -231,9 +240,14 @@ export class TotpService {
 
   /** Spends a recovery code; false when it was spent already (a race or replay). */
   async useRecoveryCode(id: string, accountId: string): Promise<boolean> {
-    const result = await this.recovery.update({ id, usedAt: IsNull() }, { usedAt: Date.now() });
-    if (result.affected === 1) this.events.emit('recovery-code.used', { accountId });
-    return result.affected === 1;
+    const changed = await retryOnConflict(() =>
+      this.raw.run('UPDATE tfa_recovery_codes SET used_at = ? WHERE id = ? AND used_at IS NULL', [
+        Date.now(),
+        id,
+      ]),
+    );
+    if (changed === 1) this.events.emit('recovery-code.used', { accountId });
+    return changed === 1;
   }
 
   private async replaceRecoveryCodes(accountId: string): Promise<string[]> {
