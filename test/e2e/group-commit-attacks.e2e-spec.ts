@@ -500,6 +500,23 @@ describe('an application transaction open on the shared SQLite connection', () =
     return res.body as Pair;
   };
 
+  /**
+   * A sign-up whose transaction stays open until `release()`, then fails and rolls back;
+   * `signUp` resolves to its error message.
+   */
+  const openFailingSignUp = () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const signUp = app
+      .get(UsersService)
+      .signUp(email('rolled-back'), PASSWORD, async () => {
+        await held;
+        throw new Error('the welcome mail outbox is down');
+      })
+      .catch((error: Error) => error.message);
+    return { release, signUp };
+  };
+
   // TypeORM runs every query of an SQLite DataSource on one connection: a write made while the
   // application's transaction is open would join it. Found by a red team: a refresh, a login
   // and counted failures answered during such a transaction were undone by its rollback after
@@ -530,15 +547,7 @@ describe('an application transaction open on the shared SQLite connection', () =
   it('a refresh made while an application transaction is open is committed after it ends, whatever its outcome', async () => {
     const user = await signUpHttp();
     const start = await logInHttp(user);
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const signUp = app
-      .get(UsersService)
-      .signUp(email('rolled-back'), PASSWORD, async () => {
-        await held;
-        throw new Error('the welcome mail outbox is down');
-      })
-      .catch((error: Error) => error.message);
+    const { release, signUp } = openFailingSignUp();
     // The refresh arrives while the transaction is open, and waits for it.
     const refresh = http().post('/auth/refresh').send({ refresh_token: start.refresh_token });
     const answered = refresh.then((res) => res);
@@ -581,15 +590,7 @@ describe('an application transaction open on the shared SQLite connection', () =
 
   it('wrong logins made while an application transaction is open stay counted after its rollback', async () => {
     const user = await signUpHttp();
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const signUp = app
-      .get(UsersService)
-      .signUp(email('rolled-back'), PASSWORD, async () => {
-        await held;
-        throw new Error('the welcome mail outbox is down');
-      })
-      .catch((error: Error) => error.message);
+    const { release, signUp } = openFailingSignUp();
     const wrong = Array.from({ length: MAX_ATTEMPTS }, (_, i) =>
       http()
         .post('/auth/token')
