@@ -192,7 +192,13 @@ describe.each(databases())('raw SQL attacks: refresh under bursts on %s', (kind)
               .send({ password, secretKey: account.secretKey, newPassword })
           : a.http().post('/auth/refresh').send({ refresh_token: pair.refresh_token }),
       );
-      check(change.status === 204, `the password change answered ${change.status}`);
+      // Two of the three refreshes lose the race and count as re-use, which revokes the login:
+      // its access token may be refused before the password change is checked (401), and then
+      // the password stays. Either way no pair of the race may work.
+      check(
+        change.status === 204 || (change.status === 401 && refreshes.some((r) => r.status === 401)),
+        `the password change answered ${change.status}`,
+      );
       if (change.status === 204) password = newPassword;
       for (const res of refreshes.filter((r) => r.status === 200)) {
         const me = await a
