@@ -1,5 +1,4 @@
 import { Module, type DynamicModule, type Provider, type Type } from '@nestjs/common';
-import { ThrottlerStorageService } from '@nestjs/throttler';
 import { APP_FILTER } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AccountService } from './flows/accounts/account.service.js';
@@ -8,6 +7,7 @@ import { PasswordHasher } from './core/passwords/password-hasher.service.js';
 import { importOptionalPeer } from './core/common/optional-peer.util.js';
 import { SWAGGER_METADATA_APPLIED } from './http/common/swagger.decorators.js';
 import { TwoFactorExceptionFilter } from './http/errors/two-factor-exception.filter.js';
+import { MemoryThrottlerStorage } from './http/throttle/memory-throttler.storage.js';
 import { TwoFactorAuthErrorFilter } from './http/errors/core-error.filter.js';
 import { JwtTwoFactorGuard } from './http/guards/jwt-two-factor.guard.js';
 import { TokenThrottlerGuard } from './http/guards/token-throttler.guard.js';
@@ -133,7 +133,7 @@ const INTERNAL: Provider[] = [
     useFactory: (redis: TwoFactorRedisClient | null, options: ResolvedTwoFactorAuthOptions) =>
       redis
         ? new RedisThrottlerStorage(redis, `nestjs-rest-2fa:throttle:${options.issuer}:`)
-        : new ThrottlerStorageService(),
+        : new MemoryThrottlerStorage(),
     inject: [REDIS_CLIENT, RESOLVED_OPTIONS],
   },
   TwoFactorExceptionFilter,

@@ -1,6 +1,7 @@
-import { ThrottlerStorageService, type ThrottlerStorage } from '@nestjs/throttler';
+import type { ThrottlerStorage } from '@nestjs/throttler';
 import { withTimeout } from '../../core/common/with-timeout.util.js';
 import type { TwoFactorRedisClient } from '../../core/options/two-factor-auth.options.js';
+import { MemoryThrottlerStorage, type ThrottlerStorageRecord } from './memory-throttler.storage.js';
 
 /**
  * Fixed-window counter: one INCR; the window is set on the first hit (and on a key that has
@@ -19,13 +20,6 @@ return {hits, pttl}
 /** Longest a token request waits for Redis before it is counted in memory instead. */
 const REDIS_TIMEOUT_MS = 250;
 
-interface ThrottlerStorageRecord {
-  totalHits: number;
-  timeToExpire: number;
-  isBlocked: boolean;
-  timeToBlockExpire: number;
-}
-
 /**
  * `@nestjs/throttler` storage in Redis, so every instance counts against one limit per client.
  * If Redis cannot answer (down, reconnecting, or slower than a quarter of a second), counting
@@ -33,7 +27,7 @@ interface ThrottlerStorageRecord {
  * it through unthrottled; it returns to Redis as soon as Redis answers again.
  */
 export class RedisThrottlerStorage implements ThrottlerStorage {
-  private readonly fallback = new ThrottlerStorageService();
+  private readonly fallback = new MemoryThrottlerStorage();
 
   constructor(
     private readonly redis: TwoFactorRedisClient,
