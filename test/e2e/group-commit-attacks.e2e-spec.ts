@@ -588,6 +588,29 @@ describe('an application transaction open on the shared SQLite connection', () =
     expect(me.status).toBe(200);
   }, 60_000);
 
+  it('a logout made while an application transaction is open stays revoked, and in the log the other instances poll, after its rollback', async () => {
+    const user = await signUpHttp();
+    const pair = await logInHttp(user);
+    const { release, signUp } = openFailingSignUp();
+    const logout = http()
+      .post('/auth/revoke')
+      .set('Authorization', `Bearer ${pair.access_token}`)
+      .then((res) => res.status);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    release();
+    expect(await signUp).toBe('the welcome mail outbox is down');
+    expect(await logout).toBe(204);
+    const jti = decodeJwt(pair.access_token).jti;
+    const logged = (await dataSource.query(
+      "SELECT COUNT(*) AS n FROM tfa_revocations WHERE kind = 'token' AND subject = ?",
+      [jti],
+    )) as { n: number }[];
+    expect(Number(logged[0].n)).toBe(1);
+    const me = await http().get('/me').set('Authorization', `Bearer ${pair.access_token}`);
+    const next = await refreshAt({ http }, pair.refresh_token);
+    expect({ me: me.status, refresh: next.status }).toEqual({ me: 401, refresh: 401 });
+  }, 60_000);
+
   it('wrong logins made while an application transaction is open stay counted after its rollback', async () => {
     const user = await signUpHttp();
     const { release, signUp } = openFailingSignUp();

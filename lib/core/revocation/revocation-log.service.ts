@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, LessThan, MoreThanOrEqual, type EntityManager } from 'typeorm';
 import { databaseClockSql, dialectOf } from '../database/dialect.js';
+import { RawQuery, type ChainedWrite } from '../database/raw-query.js';
 import { RevocationRecord } from './revocation-record.entity.js';
 
 /** What one revocation changes for the guard: revoked access tokens and account cut-offs. */
@@ -21,9 +22,11 @@ export interface RevocationEvent {
 @Injectable()
 export class RevocationLog {
   private readonly clockSql: string;
+  private readonly raw: RawQuery;
 
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {
     this.clockSql = databaseClockSql(dialectOf(dataSource));
+    this.raw = new RawQuery(dataSource);
   }
 
   /** Writes `event` (nothing when empty), in `manager`'s transaction when given. */
@@ -45,15 +48,20 @@ export class RevocationLog {
       })),
     ];
     if (rows.length === 0) return;
-    const repo = (manager ?? this.dataSource.manager).getRepository(RevocationRecord);
-    // Bounded batches: some drivers cap the number of bound parameters per statement.
-    for (let i = 0; i < rows.length; i += 500) {
-      await repo
-        .createQueryBuilder()
-        .insert()
-        .values(rows.slice(i, i + 500).map((r) => ({ ...r, recordedAt: () => this.clockSql })))
-        .execute();
+    // Hand-written (see `RawQuery`): on SQLite a record never joins an application's open
+    // transaction, whose rollback would keep the other instances from hearing of it. Bounded
+    // batches: some drivers cap the number of bound parameters per statement.
+    const writes: ChainedWrite[] = [];
+    for (let i = 0; i < rows.length; i += 200) {
+      const batch = rows.slice(i, i + 200);
+      writes.push({
+        sql:
+          'INSERT INTO tfa_revocations (id, kind, subject, valid_after, exp, recorded_at) VALUES ' +
+          batch.map(() => `(?, ?, ?, ?, ?, ${this.clockSql})`).join(', '),
+        params: batch.flatMap((r) => [r.id, r.kind, r.subject, r.validAfter, r.exp]),
+      });
     }
+    await this.raw.chain(writes, manager);
   }
 
   /** The database clock now, epoch ms. */

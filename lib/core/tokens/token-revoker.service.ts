@@ -171,12 +171,16 @@ export class TokenRevoker {
       select: { jti: true, exp: true, type: true },
       where: { accountId, revokedAt: now },
     });
-    await this.announce({ tokens: liveAccess(rows), accounts: [this.cutOff(accountId, now)] });
+    await this.announce(
+      { tokens: liveAccess(rows), accounts: [this.cutOff(accountId, now)] },
+      manager,
+    );
     this.events.emit('token.revoked', { jtis: rows.map((r) => r.jti), accountId, reason });
   }
   /** Writes a revocation to the log (the other instances' poll) and applies it here and by Redis. */
-  private async announce(event: RevocationEvent): Promise<void> {
-    await this.log.record(event);
+  private async announce(event: RevocationEvent, manager?: EntityManager): Promise<void> {
+    // In the caller's transaction when there is one: the log record commits with the rows.
+    await this.log.record(event, manager);
     await this.revocations.publish(event);
   }
   private cutOff(accountId: string, now: number): [string, number, number] {
