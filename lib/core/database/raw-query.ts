@@ -16,7 +16,6 @@ export interface ChainedWrite {
 
 /** The part of a better-sqlite3 `Database` and `Statement` that `RawQuery` uses. */
 interface SqliteStatement {
-  readonly reader: boolean;
   all(...params: unknown[]): unknown[];
   run(...params: unknown[]): { changes: number };
 }
@@ -112,24 +111,15 @@ export class RawQuery {
     const runner = manager?.queryRunner;
     if (runner) {
       // In the caller's transaction, as asked: it commits (or not) with the rest of it.
-      const changed: number[] = [];
-      for (const write of writes) {
+      return inOrder(writes, async (write) => {
         const sql = this.numbered ? numberPlaceholders(write.sql) : write.sql;
-        const n = ((await runner.query(sql, write.params, true)) as { affected?: number }).affected;
-        changed.push(n ?? 0);
-        if (write.need !== undefined && n !== write.need) break;
-      }
-      return changed;
+        const result = (await runner.query(sql, write.params, true)) as { affected?: number };
+        return result.affected ?? 0;
+      });
     }
     const db = this.connection();
     if (db) return groupCommit(db, writes, this);
-    const changed: number[] = [];
-    for (const write of writes) {
-      const n = await retryOnConflict(() => this.run(write.sql, write.params));
-      changed.push(n);
-      if (write.need !== undefined && n !== write.need) break;
-    }
-    return changed;
+    return inOrder(writes, (write) => retryOnConflict(() => this.run(write.sql, write.params)));
   }
 
   /** An identifier of the application's schema (a table or column name), quoted for the driver. */
@@ -190,6 +180,20 @@ export class RawQuery {
       throw new QueryFailedError(sql, values, error as Error);
     }
   }
+}
+
+/** Runs `writes` one after the other, stopping after one that did not change its `need` rows. */
+async function inOrder(
+  writes: readonly ChainedWrite[],
+  run: (write: ChainedWrite) => Promise<number>,
+): Promise<number[]> {
+  const changed: number[] = [];
+  for (const write of writes) {
+    const n = await run(write);
+    changed.push(n);
+    if (write.need !== undefined && n !== write.need) break;
+  }
+  return changed;
 }
 
 /** A chain waiting for the next group commit. */

@@ -56,22 +56,8 @@ export function encodeJson(value: unknown): string {
 /** Signs `input` (the `header.payload` string) with `key` under `alg`. */
 export function signInput(alg: TwoFactorJwsAlgorithm, key: KeyObject, input: string): Buffer {
   const spec = ALGORITHMS[alg];
-  switch (spec.family) {
-    case 'HMAC':
-      return createHmac(spec.hash!, key).update(input).digest();
-    case 'RSA':
-      return sign(spec.hash, Buffer.from(input), key);
-    case 'RSA-PSS':
-      return sign(spec.hash, Buffer.from(input), {
-        key,
-        padding: 6 /* RSA_PKCS1_PSS_PADDING */,
-        saltLength: spec.hashBytes,
-      });
-    case 'ECDSA':
-      return sign(spec.hash, Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
-    case 'EdDSA':
-      return sign(null, Buffer.from(input), key);
-  }
+  if (spec.family === 'HMAC') return createHmac(spec.hash!, key).update(input).digest();
+  return sign(spec.hash, Buffer.from(input), keyOptions(spec, key));
 }
 
 /**
@@ -111,33 +97,21 @@ export function verifyInput(
 ): boolean {
   const spec = ALGORITHMS[alg];
   try {
-    switch (spec.family) {
-      case 'HMAC': {
-        const expected = createHmac(spec.hash!, key).update(input).digest();
-        return expected.length === signature.length && timingSafeEqual(expected, signature);
-      }
-      case 'RSA':
-        return verify(spec.hash, Buffer.from(input), key, signature);
-      case 'RSA-PSS':
-        return verify(
-          spec.hash,
-          Buffer.from(input),
-          { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: spec.hashBytes },
-          signature,
-        );
-      case 'ECDSA':
-        // A fixed-length r||s, so DER tricks and all-zero "psychic" signatures are refused
-        // before OpenSSL is asked (which refuses r = 0 or s = 0 as well).
-        if (signature.length !== spec.signatureBytes || signature.every((b) => b === 0)) {
-          return false;
-        }
-        return verify(spec.hash, Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }, signature);
-      case 'EdDSA':
-        return verify(null, Buffer.from(input), key, signature);
+    if (spec.family === 'HMAC') {
+      const expected = createHmac(spec.hash!, key).update(input).digest();
+      return expected.length === signature.length && timingSafeEqual(expected, signature);
     }
+    // ECDSA: a fixed-length r||s, so DER tricks and all-zero "psychic" signatures are refused
+    // before OpenSSL is asked (which refuses r = 0 or s = 0 as well).
+    if (spec.family === 'ECDSA' && !plausibleEcdsa(spec, signature)) return false;
+    return verify(spec.hash, Buffer.from(input), keyOptions(spec, key), signature);
   } catch {
     return false;
   }
+}
+
+function plausibleEcdsa(spec: AlgorithmSpec, signature: Buffer): boolean {
+  return signature.length === spec.signatureBytes && !signature.every((b) => b === 0);
 }
 
 /**
@@ -152,12 +126,7 @@ export function verifyInputOffThread(
   signature: Buffer,
 ): Promise<boolean> {
   const spec = ALGORITHMS[alg];
-  if (
-    spec.family === 'ECDSA' &&
-    (signature.length !== spec.signatureBytes || signature.every((b) => b === 0))
-  ) {
-    return Promise.resolve(false);
-  }
+  if (spec.family === 'ECDSA' && !plausibleEcdsa(spec, signature)) return Promise.resolve(false);
   return new Promise((resolve) => {
     try {
       verify(spec.hash, Buffer.from(input), keyOptions(spec, key), signature, (error, valid) =>
