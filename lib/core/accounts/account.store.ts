@@ -91,12 +91,8 @@ export class AccountStore {
   private ownJoin(own: ResolvedAccounts): (alias: string) => AccountJoin {
     const raw = new RawQuery(this.dataSource);
     const users = this.dataSource.getMetadata(own.entity);
-    const column = (property: string) =>
-      `accu.${raw.escape(users.findColumnWithPropertyName(property)!.databaseName)}`;
-    const table = users.tablePath
-      .split('.')
-      .map((part) => raw.escape(part))
-      .join('.');
+    const column = (property: string) => `accu.${raw.column(users, property)}`;
+    const table = raw.table(users);
     const disabled = own.fields.disabled === undefined ? '0' : column(own.fields.disabled);
     return (alias) => ({
       join:

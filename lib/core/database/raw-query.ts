@@ -1,5 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { QueryFailedError, type DataSource, type EntityManager } from 'typeorm';
+import {
+  QueryFailedError,
+  type DataSource,
+  type EntityManager,
+  type EntityMetadata,
+} from 'typeorm';
 import { retryOnConflict } from './conflict-retry.js';
 import { dialectOf } from './dialect.js';
 
@@ -125,6 +130,19 @@ export class RawQuery {
   /** An identifier of the application's schema (a table or column name), quoted for the driver. */
   escape(name: string): string {
     return this.dataSource.driver.escape(name);
+  }
+
+  /** An entity's table, quoted (with its schema, if any). */
+  table(entity: EntityMetadata): string {
+    return entity.tablePath
+      .split('.')
+      .map((part) => this.escape(part))
+      .join('.');
+  }
+
+  /** The column of an entity's `property`, quoted. */
+  column(entity: EntityMetadata, property: string): string {
+    return this.escape(entity.findColumnWithPropertyName(property)!.databaseName);
   }
 
   /** The rows each statement of `writes` changed, run on `db` now (inside a transaction). */

@@ -46,14 +46,9 @@ export class TokenRevoker {
     // transaction of the application, whose rollback would bring a revoked token back.
     this.raw = new RawQuery(dataSource);
     const states = this.accounts.metadata;
-    const column = (property: string) =>
-      this.raw.escape(states.findColumnWithPropertyName(property)!.databaseName);
-    const table = states.tablePath
-      .split('.')
-      .map((part) => this.raw.escape(part))
-      .join('.');
+    const column = (property: string) => this.raw.column(states, property);
     this.epochSql =
-      `UPDATE ${table} SET ${column('tokenEpoch')} = ${column('tokenEpoch')} + 1, ` +
+      `UPDATE ${this.raw.table(states)} SET ${column('tokenEpoch')} = ${column('tokenEpoch')} + 1, ` +
       `${column('tokensValidAfter')} = ?, ${column('updatedAt')} = ? WHERE ${column('id')} = ?`;
   }
 
