@@ -7,6 +7,7 @@ import { AccountStore } from '../accounts/account.store.js';
 import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
 import { retryOnConflict } from '../database/conflict-retry.js';
 import { RawQuery } from '../database/raw-query.js';
+import { dialectOf } from '../database/dialect.js';
 import { AuditEvents } from '../events/audit-events.service.js';
 import { KeyRing } from '../keys/key-ring.js';
 import { RevocationLog, type RevocationEvent } from '../revocation/revocation-log.service.js';
@@ -28,6 +29,7 @@ export class TokenRevoker {
   private readonly tokens: Repository<IssuedToken>;
   private readonly accounts: Repository<Account | AccountState>;
   private readonly raw: RawQuery;
+  private readonly sqlite: boolean;
   /** Moves an account's token epoch and cut-off (`Account` or `AccountState`). */
   private readonly epochSql: string;
 
@@ -45,6 +47,7 @@ export class TokenRevoker {
     // The writes are hand-written (see `RawQuery`): on SQLite they then never join a
     // transaction of the application, whose rollback would bring a revoked token back.
     this.raw = new RawQuery(dataSource);
+    this.sqlite = dialectOf(dataSource) === 'sqlite';
     const states = this.accounts.metadata;
     const column = (property: string) => this.raw.column(states, property);
     this.epochSql =
@@ -174,8 +177,10 @@ export class TokenRevoker {
   }
   /** Writes a revocation to the log (the other instances' poll) and applies it here and by Redis. */
   private async announce(event: RevocationEvent, manager?: EntityManager): Promise<void> {
-    // In the caller's transaction when there is one: the log record commits with the rows.
-    await this.log.record(event, manager);
+    // The log record commits at once, so that instances without Redis poll it whenever the
+    // caller's transaction commits (their cursor never waits for a late commit). On SQLite,
+    // whose one connection the caller's transaction holds, it can only be written inside it.
+    await this.log.record(event, this.sqlite ? manager : undefined);
     await this.revocations.publish(event);
   }
   private cutOff(accountId: string, now: number): [string, number, number] {

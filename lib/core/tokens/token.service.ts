@@ -83,9 +83,9 @@ export class TokenService {
   /**
    * Revokes every token of an account, issued so far or being issued right now: after a
    * password change, a secret-key rotation, a disable, or on demand. With the `manager` of a
-   * transaction, the revocation and its record in the revocation log are written in it (and
-   * undone by its rollback); this instance, and the others through Redis, apply it at once
-   * either way.
+   * transaction, the revocation is written in it (and undone by its rollback); this instance,
+   * the others through Redis, and the revocation log they poll (written apart, except on
+   * SQLite) have it at once either way.
    */
 
   revokeAllForAccount(
