@@ -1,4 +1,4 @@
-import { createHmac, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHmac, generateKeyPairSync, pbkdf2, randomBytes } from 'node:crypto';
 import { decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
 import {
   TwoFactorAuthConfigError,
@@ -213,6 +213,37 @@ describe('KeyRing sign/verify', () => {
       expect(await ring.verifyOffThread(null as unknown as string, ACCESS)).toBeNull();
     },
   );
+
+  it('signs ES256, EdDSA and HMAC at once, and the costly algorithms on the thread pool', async () => {
+    // Keep libuv's pool (4 threads) busy: a signature sent there finishes after these jobs,
+    // one made on the event loop before any of them.
+    const order = async (alg: TwoFactorJwsAlgorithm): Promise<string[]> => {
+      const ring = KeyRing.fromJwks([keyFor(alg, 'k1')]);
+      const seen: string[] = [];
+      const busy = Array.from(
+        { length: 4 },
+        () =>
+          new Promise<void>((resolve) =>
+            pbkdf2(randomBytes(8), 'salt', 150_000, 32, 'sha256', () => {
+              seen.push('pool');
+              resolve();
+            }),
+          ),
+      );
+      const signed = ring.signOffThread(ACCESS, claims()).then((token) => {
+        seen.push('signature');
+        expect(ring.verify(token, ACCESS)).not.toBeNull();
+      });
+      await Promise.all([...busy, signed]);
+      return seen;
+    };
+    for (const alg of ['ES256', 'EdDSA', 'HS256'] as const) {
+      expect((await order(alg))[0]).toBe('signature');
+    }
+    for (const alg of ['ES384', 'RS256'] as const) {
+      expect((await order(alg))[0]).toBe('pool');
+    }
+  });
 
   it('round-trips with an Ed448 key', () => {
     const ring = KeyRing.fromJwks([ed448('ed448')]);

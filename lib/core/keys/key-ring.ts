@@ -166,7 +166,10 @@ export class KeyRing {
     return `${input}.${signInput(alg, signingKey!, input).toString('base64url')}`;
   }
 
-  /** `sign`, with an asymmetric signature computed on libuv's thread pool. */
+  /**
+   * `sign`, with a costly signature (RSA, RSA-PSS, ES384, ES512) computed on libuv's thread pool;
+   * the cheap ones (HMAC, ES256, EdDSA) sign at once, as the hop would cost as much.
+   */
   async signOffThread(typ: string, payload: Record<string, unknown>): Promise<string> {
     const { alg, signingKey } = this.signer;
     const input = this.signingInput(typ, payload);
