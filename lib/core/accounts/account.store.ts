@@ -75,6 +75,31 @@ export class AccountStore {
     return this.joinSql(alias);
   }
 
+  /**
+   * `accountJoin` that also brings, on the default store, every column of the module's
+   * `Account` (aliased `acc_row_*`), so that `rowFromJoin` can hand the account's row to the
+   * `claims` hook without a second query. An own users table is read by `findById` instead.
+   */
+  accountRowJoin(alias: string): AccountJoin {
+    const join = this.joinSql(alias);
+    if (this.own) return join;
+    const row = ACCOUNT_COLUMNS.split(', ')
+      .map((column) => `acc.${column} AS acc_row_${column}`)
+      .join(', ');
+    return { join: join.join, columns: `${join.columns}, ${row}` };
+  }
+
+  /**
+   * The module's `Account` of a row selected with `accountRowJoin` on the default store;
+   * `null` when the account is gone, or when the application brings its own users table.
+   */
+  rowFromJoin(row: RawRow): Account | null {
+    if (this.own || str(row.acc_row_id) === null) return null;
+    const columns: RawRow = {};
+    for (const column of ACCOUNT_COLUMNS.split(', ')) columns[column] = row[`acc_row_${column}`];
+    return accountFromRow(columns);
+  }
+
   /** The account of a row selected with `accountJoin`, or `null` when it is gone. */
   fromJoin(row: RawRow): AccountMarks | null {
     const id = str(row.acc_id);

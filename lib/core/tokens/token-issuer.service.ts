@@ -175,7 +175,7 @@ export class TokenIssuer {
       await this.refuseSpent(claims.jti, record);
       throw new InvalidRefreshTokenError();
     }
-    const extra = await this.claimsOfAccount(account.id);
+    const extra = await this.claimsOfAccount(account.id, record.accountRow);
     const newRefreshJti = randomUUID();
     // Spending the token and writing its successors are one chain (one commit on SQLite); the
     // successors are written only if this request is the one that spent it.
@@ -235,18 +235,25 @@ export class TokenIssuer {
     return verified ? checkClaims(verified.payload, this.options) : null;
   }
   /**
-   * The application's claims for `row` (the `claims` option), checked: a plain object without
-   * registered names. A hook that breaks the rule fails the request with an error naming the
-   * claim: it is a bug of the application, never something a client can cause.
+   * `claimsOf` the account's row when there is a `claims` hook: `row` if the refresh's read
+   * brought it (the default store), else read now.
    */
-  /** `claimsOf` the account's row, read only when there is a `claims` hook. */
-  private async claimsOfAccount(accountId: string): Promise<Record<string, unknown>> {
+  private async claimsOfAccount(
+    accountId: string,
+    row: object | null,
+  ): Promise<Record<string, unknown>> {
     if (!this.options.claims) return {};
+    if (row) return this.claimsOf(row);
     const account = await this.accounts.findById(accountId);
     if (!account) throw new InvalidRefreshTokenError();
     return this.claimsOf(account.row);
   }
 
+  /**
+   * The application's claims for `row` (the `claims` option), checked: a plain object without
+   * registered names. A hook that breaks the rule fails the request with an error naming the
+   * claim: it is a bug of the application, never something a client can cause.
+   */
   private async claimsOf(row: object): Promise<Record<string, unknown>> {
     const hook = this.options.claims;
     if (!hook) return {};
@@ -327,7 +334,7 @@ export class TokenIssuer {
     if (written.length < 2) return null;
     // RFC 9449 §6.1: the confirmation of a bound pair, set after the application's claims.
     const cnf = jkt === undefined ? {} : { cnf: { jkt } };
-    // Both signatures at once, on the thread pool.
+    // Both signatures at once (on the thread pool, for the algorithms that cost more than the hop).
     const [accessToken, refreshToken] = await Promise.all([
       this.sign(ACCESS_TOKEN_TYP, access, { ...claims, ...cnf }),
       this.sign(REFRESH_TOKEN_TYP, refresh, cnf),

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { AccountStore, type AccountMarks } from '../accounts/account.store.js';
+import { AccountStore, type AccountJoin, type AccountMarks } from '../accounts/account.store.js';
 import { num, RawQuery, str, type RawRow } from '../database/raw-query.js';
 import type { ClaimSet } from './claims.util.js';
 import type { IssuedTokenType } from './issued-token.entity.js';
@@ -23,6 +23,8 @@ export interface RefreshRecord {
   replacedBy: string | null;
   /** The account when the family is live and the account usable with the family's epoch. */
   liveAccount: AccountMarks | null;
+  /** The module's own `Account` row, read in the same query (the default store only). */
+  accountRow: object | null;
 }
 
 /**
@@ -35,6 +37,7 @@ export interface RefreshRecord {
 export class TokenRecords {
   private readonly raw: RawQuery;
   private readonly recordSql: string;
+  private readonly refreshSql: string;
   private readonly familySql: string;
 
   constructor(
@@ -42,12 +45,14 @@ export class TokenRecords {
     private readonly accounts: AccountStore,
   ) {
     this.raw = new RawQuery(dataSource);
-    const onToken = accounts.accountJoin('t');
-    this.recordSql =
+    const record = (onToken: AccountJoin) =>
       't.type, t.sub, t.kid, t.exp, t.aud, t.family_id, t.revoked_at, t.replaced_by, ' +
       `t.account_id, f.revoked_at AS family_revoked_at, f.epoch AS family_epoch, ${onToken.columns} ` +
       'FROM tfa_issued_tokens t LEFT JOIN tfa_token_families f ON f.id = t.family_id ' +
       `${onToken.join} WHERE t.jti = ?`;
+    this.recordSql = record(accounts.accountJoin('t'));
+    // A refresh hands the account's row to the `claims` hook: read in the same query.
+    this.refreshSql = record(accounts.accountRowJoin('t'));
     const onFamily = accounts.accountJoin('f');
     this.familySql =
       `SELECT f.revoked_at AS family_revoked_at, f.epoch AS family_epoch, ${onFamily.columns} ` +
@@ -78,7 +83,7 @@ export class TokenRecords {
 
   /** A refresh token's record (whatever its state), its family and account; `null` if none. */
   async refreshRecord(jti: string): Promise<RefreshRecord | null> {
-    const row = await this.raw.row(`SELECT ${this.recordSql}`, [jti]);
+    const row = await this.raw.row(`SELECT ${this.refreshSql}`, [jti]);
     if (!row) return null;
     return {
       type: String(row.type),
@@ -88,6 +93,7 @@ export class TokenRecords {
       revokedAt: row.revoked_at === null ? null : num(row.revoked_at),
       replacedBy: str(row.replaced_by),
       liveAccount: this.liveAccountIn(row),
+      accountRow: this.accounts.rowFromJoin(row),
     };
   }
 
