@@ -81,6 +81,79 @@ describe.each(databases())('RawQuery on %s', (kind) => {
     expect(await ids()).toHaveLength(2);
   });
 
+  it('checks a chain once its writes are in; on SQLite a failed check undoes the chain', async () => {
+    await raw.run(INSERT, ['a', 0, 0]);
+    // The check sees the chain's own writes, and holds: everything stays.
+    const seen: unknown[] = [];
+    const kept = await raw.checkedChain(
+      [
+        { sql: 'UPDATE rq_items SET n = 1 WHERE id = ? AND n = 0', params: ['a'], need: 1 },
+        { sql: INSERT, params: ['b', 2, 0] },
+      ],
+      {
+        sql: 'SELECT COUNT(*) AS c FROM rq_items WHERE n > 0',
+        params: [],
+        holds: (row) => {
+          seen.push(Number(row?.c));
+          return true;
+        },
+      },
+    );
+    expect(kept).toEqual({ changed: [1, 1], holds: true, undone: false });
+    expect(seen).toEqual([2]);
+    expect(await ids()).toEqual(['a', 'b']);
+
+    // A check that fails: SQLite undoes the chain in its transaction; a server has committed
+    // each write already and leaves the undoing to the caller.
+    const failed = await raw.checkedChain(
+      [
+        { sql: 'UPDATE rq_items SET n = 5 WHERE id = ?', params: ['a'], need: 1 },
+        { sql: INSERT, params: ['c', 3, 0] },
+      ],
+      { sql: 'SELECT id FROM rq_items WHERE id = ?', params: ['nobody'], holds: (row) => !!row },
+    );
+    expect(failed.changed).toEqual([1, 1]);
+    expect(failed.holds).toBe(false);
+    expect(failed.undone).toBe(kind === 'sqlite');
+    const n = Number((await raw.row('SELECT n FROM rq_items WHERE id = ?', ['a']))!.n);
+    if (kind === 'sqlite') {
+      expect(await ids()).toEqual(['a', 'b']);
+      expect(n).toBe(1);
+    } else {
+      expect(await ids()).toEqual(['a', 'b', 'c']);
+      expect(n).toBe(5);
+    }
+
+    // A chain stopped at its `need` runs no check.
+    let checked = false;
+    const stopped = await raw.checkedChain(
+      [{ sql: 'UPDATE rq_items SET n = 9 WHERE id = ?', params: ['missing'], need: 1 }],
+      {
+        sql: 'SELECT 1 AS one',
+        params: [],
+        holds: () => (checked = true),
+      },
+    );
+    expect(stopped).toEqual({ changed: [0], holds: null, undone: false });
+    expect(checked).toBe(false);
+  });
+
+  if (kind === 'sqlite') {
+    it('on SQLite a failed check undoes its chain alone, not the others of its commit', async () => {
+      const results = await Promise.all(
+        ['p', 'q', 'r', 's'].map((id) =>
+          raw.checkedChain([{ sql: INSERT, params: [id, 1, 0] }], {
+            sql: 'SELECT id FROM rq_items WHERE id = ?',
+            params: [id],
+            holds: (row) => row !== null && id !== 'q',
+          }),
+        ),
+      );
+      expect(results.map((r) => r.holds)).toEqual([true, false, true, true]);
+      expect(await ids()).toEqual(['p', 'r', 's']);
+    });
+  }
+
   it('fails with QueryFailedError and the statement, never a bare driver error', async () => {
     await raw.run(INSERT, ['a', 1, 0]);
     const failure = await raw.run(INSERT, ['a', 1, 0]).catch((error: unknown) => error);

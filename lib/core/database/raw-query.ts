@@ -19,6 +19,25 @@ export interface ChainedWrite {
   need?: number;
 }
 
+/**
+ * A read that must hold once a chain's writes are in (`RawQuery.checkedChain`): `holds` judges
+ * the first row of `sql` (or `null` when it returns none).
+ */
+export interface ChainCheck {
+  sql: string;
+  params: unknown[];
+  holds(row: RawRow | null): boolean;
+}
+
+/** What a checked chain did: the rows each write changed, and how its check came out. */
+export interface CheckedChain {
+  changed: number[];
+  /** `null` when the chain stopped at a `need` (the check did not run). */
+  holds: boolean | null;
+  /** True when the check failed inside the chain's transaction and nothing of it was kept. */
+  undone: boolean;
+}
+
 /** The part of a better-sqlite3 `Database` and `Statement` that `RawQuery` uses. */
 interface SqliteStatement {
   all(...params: unknown[]): unknown[];
@@ -123,7 +142,27 @@ export class RawQuery {
       });
     }
     const db = this.connection();
-    if (db) return groupCommit(db, writes, this);
+    if (db) return (await groupCommit(db, writes, this)).changed;
+    return this.writeApart(writes);
+  }
+
+  /**
+   * `chain`, then `check` once every write went through (not after a chain stopped at a `need`).
+   * On SQLite the check runs inside the chain's savepoint, in the group's transaction: when it
+   * fails, the chain is undone and nothing of it is kept (`undone`). On the servers it reads
+   * after the writes committed, and the caller decides what a failed check undoes: whatever
+   * commits meanwhile either shows to the read, or came after the writes.
+   */
+  async checkedChain(writes: readonly ChainedWrite[], check: ChainCheck): Promise<CheckedChain> {
+    const db = this.connection();
+    if (db) return groupCommit(db, writes, this, check);
+    const changed = await this.writeApart(writes);
+    if (!wentThrough(writes, changed)) return { changed, holds: null, undone: false };
+    return { changed, holds: check.holds(await this.row(check.sql, check.params)), undone: false };
+  }
+
+  /** The servers' chain: each write commits by itself, retried on a conflict. */
+  private writeApart(writes: readonly ChainedWrite[]): Promise<number[]> {
     return inOrder(writes, (write) => retryOnConflict(() => this.run(write.sql, write.params)));
   }
 
@@ -145,8 +184,11 @@ export class RawQuery {
     return this.escape(entity.findColumnWithPropertyName(property)!.databaseName);
   }
 
-  /** The rows each statement of `writes` changed, run on `db` now (inside a transaction). */
-  runChain(db: SqliteDatabase, writes: readonly ChainedWrite[]): number[] {
+  /**
+   * Runs a chain on `db` now, inside a transaction: its writes, then its check, if any, once
+   * every write went through; throws `CHECK_FAILED` when the check does not hold.
+   */
+  runChain(db: SqliteDatabase, writes: readonly ChainedWrite[], check?: ChainCheck): number[] {
     const changed: number[] = [];
     for (const write of writes) {
       const n = this.direct(
@@ -156,7 +198,11 @@ export class RawQuery {
         (stmt, values) => stmt.run(...values).changes,
       );
       changed.push(n);
-      if (write.need !== undefined && n !== write.need) break;
+      if (write.need !== undefined && n !== write.need) return changed;
+    }
+    if (check) {
+      const [row] = this.direct(db, check.sql, check.params, (stmt, values) => stmt.all(...values));
+      if (!check.holds((row as RawRow | undefined) ?? null)) throw new CheckFailed(changed);
     }
     return changed;
   }
@@ -200,6 +246,14 @@ export class RawQuery {
   }
 }
 
+/** Whether every write of a chain ran and changed the rows it needed (it did not stop). */
+function wentThrough(writes: readonly ChainedWrite[], changed: readonly number[]): boolean {
+  return (
+    changed.length === writes.length &&
+    writes.every((write, i) => write.need === undefined || changed[i] === write.need)
+  );
+}
+
 /** Runs `writes` one after the other, stopping after one that did not change its `need` rows. */
 async function inOrder(
   writes: readonly ChainedWrite[],
@@ -214,11 +268,19 @@ async function inOrder(
   return changed;
 }
 
+/** Thrown inside a chain's savepoint to undo it when its check does not hold. */
+class CheckFailed extends Error {
+  constructor(readonly changed: number[]) {
+    super('chain check failed');
+  }
+}
+
 /** A chain waiting for the next group commit. */
 interface PendingChain {
   raw: RawQuery;
   writes: readonly ChainedWrite[];
-  resolve(changed: number[]): void;
+  check: ChainCheck | undefined;
+  resolve(result: CheckedChain): void;
   reject(error: unknown): void;
 }
 
@@ -229,7 +291,8 @@ function groupCommit(
   db: SqliteDatabase,
   writes: readonly ChainedWrite[],
   raw: RawQuery,
-): Promise<number[]> {
+  check?: ChainCheck,
+): Promise<CheckedChain> {
   return new Promise((resolve, reject) => {
     let pending = pendingChains.get(db);
     if (!pending) {
@@ -237,22 +300,27 @@ function groupCommit(
       // After the I/O callbacks of this turn: every chain they submitted shares the commit.
       setImmediate(() => void commitPending(db, pending!));
     }
-    pending.push({ raw, writes, resolve, reject });
+    pending.push({ raw, writes, check, resolve, reject });
   });
 }
 
 async function commitPending(db: SqliteDatabase, chains: PendingChain[]): Promise<void> {
   pendingChains.delete(db);
   const raw = chains[0].raw;
-  let outcomes: ({ changed: number[] } | { error: unknown })[] = [];
+  let outcomes: (CheckedChain | { error: unknown })[] = [];
   try {
     await untilNoTransaction(db, raw.busyTimeout);
     const transaction = db.transaction(() => {
-      outcomes = chains.map(({ raw, writes }) => {
+      outcomes = chains.map(({ raw, writes, check }) => {
         try {
           // A nested transaction function is a savepoint: a chain that fails is undone alone.
-          return { changed: db.transaction(() => raw.runChain(db, writes))() };
+          const changed = db.transaction(() => raw.runChain(db, writes, check))();
+          const checked = check !== undefined && wentThrough(writes, changed);
+          return { changed, holds: checked ? true : null, undone: false };
         } catch (error) {
+          if (error instanceof CheckFailed) {
+            return { changed: error.changed, holds: false, undone: true };
+          }
           return { error };
         }
       });
@@ -282,7 +350,7 @@ async function commitPending(db: SqliteDatabase, chains: PendingChain[]): Promis
   chains.forEach((chain, i) => {
     const outcome = outcomes[i];
     if ('error' in outcome) chain.reject(outcome.error);
-    else chain.resolve(outcome.changed);
+    else chain.resolve(outcome);
   });
 }
 

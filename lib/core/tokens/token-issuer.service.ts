@@ -33,6 +33,9 @@ export interface IssueFor {
 }
 
 /** The columns of a token record, in the order of `recordValues`. */
+/** `issuePair`'s answer when the family (or its account) died before the new pair was live. */
+const FAMILY_DEAD = Symbol('family dead');
+
 const RECORD_COLUMNS =
   'jti, account_id, type, iss, sub, aud, kid, iat, nbf, exp, family_id, parent_jti, ' +
   'replaced_by, revoked_at, revoked_reason, created_at';
@@ -130,12 +133,8 @@ export class TokenIssuer {
         need: 1,
       }),
     );
-    if (!issued) throw new InvalidCredentialsError();
-    const { pair, accessJti, jtis } = issued;
-    if (!(await this.records.liveAccountOf(familyId))) {
-      await this.withdraw(jtis);
-      throw new InvalidCredentialsError();
-    }
+    if (issued === null || issued === FAMILY_DEAD) throw new InvalidCredentialsError();
+    const { pair, accessJti } = issued;
     this.events.emit('token.issued', { accountId: account.id, jti: accessJti, familyId });
     return pair;
   }
@@ -188,18 +187,13 @@ export class TokenIssuer {
         need: 1,
       }),
     );
-    if (!issued) {
+    if (issued === null) {
       // Spent by a racing request with the same token, or revoked meanwhile: read it again.
       await this.refuseSpent(claims.jti, await this.records.refreshRecord(claims.jti));
       throw new InvalidRefreshTokenError();
     }
-    const { pair, accessJti, jtis } = issued;
-    // A logout, re-use or revoke-all that ran meanwhile either revoked the new rows, or left
-    // its mark for this read to find: never neither.
-    if (!(await this.records.liveAccountOf(record.familyId))) {
-      await this.withdraw(jtis);
-      throw new InvalidRefreshTokenError();
-    }
+    if (issued === FAMILY_DEAD) throw new InvalidRefreshTokenError();
+    const { pair, accessJti } = issued;
     this.events.emit('token.refreshed', {
       accountId: account.id,
       jti: accessJti,
@@ -296,8 +290,11 @@ export class TokenIssuer {
   }
   /**
    * Writes the records of a new pair after `first` (a family's row, or the spending of the
-   * refresh token it replaces) and signs the pair; `null`, with nothing written, when `first`
-   * did not change its one row.
+   * refresh token it replaces), checks that the family is still live, and signs the pair.
+   * `null`, with nothing written, when `first` did not change its one row; `FAMILY_DEAD`, with
+   * nothing live left behind, when the check fails. A logout, re-use or revoke-all racing with
+   * it either revoked the new rows, or left its mark for the check to find: never neither (on
+   * SQLite the check runs in the writes' own transaction, and undoes them).
    */
   private async issuePair(
     accountId: string,
@@ -307,7 +304,7 @@ export class TokenIssuer {
     refreshJti: string,
     jkt: string | undefined,
     first: ChainedWrite,
-  ): Promise<{ pair: TokenPair; accessJti: string; jtis: string[] } | null> {
+  ): Promise<{ pair: TokenPair; accessJti: string } | typeof FAMILY_DEAD | null> {
     const { accessTokenTtl, refreshTokenTtl } = this.options;
     const now = Date.now();
     const iat = Math.floor(now / 1000);
@@ -324,14 +321,21 @@ export class TokenIssuer {
       jti: refreshJti,
       ttl: refreshTokenTtl,
     });
-    const written = await this.raw.chain([
-      first,
-      {
-        sql: `INSERT INTO tfa_issued_tokens (${RECORD_COLUMNS}) VALUES (${RECORD_VALUES}), (${RECORD_VALUES})`,
-        params: [...recordValues(access), ...recordValues(refresh)],
-      },
-    ]);
-    if (written.length < 2) return null;
+    const written = await this.raw.checkedChain(
+      [
+        first,
+        {
+          sql: `INSERT INTO tfa_issued_tokens (${RECORD_COLUMNS}) VALUES (${RECORD_VALUES}), (${RECORD_VALUES})`,
+          params: [...recordValues(access), ...recordValues(refresh)],
+        },
+      ],
+      this.records.familyCheck(familyId),
+    );
+    if (written.holds === null) return null;
+    if (!written.holds) {
+      if (!written.undone) await this.withdraw([access.jti, refresh.jti]);
+      return FAMILY_DEAD;
+    }
     // RFC 9449 §6.1: the confirmation of a bound pair, set after the application's claims.
     const cnf = jkt === undefined ? {} : { cnf: { jkt } };
     // Both signatures at once (on the thread pool, for the algorithms that cost more than the hop).
@@ -346,7 +350,7 @@ export class TokenIssuer {
       refresh_token: refreshToken,
       refresh_expires_in: refreshTokenTtl,
     };
-    return { pair, accessJti: access.jti, jtis: [access.jti, refresh.jti] };
+    return { pair, accessJti: access.jti };
   }
   private record(spec: RecordSpec): IssuedToken {
     return this.tokens.create({

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { AccountStore, type AccountJoin, type AccountMarks } from '../accounts/account.store.js';
-import { num, RawQuery, str, type RawRow } from '../database/raw-query.js';
+import { num, RawQuery, str, type ChainCheck, type RawRow } from '../database/raw-query.js';
 import type { ClaimSet } from './claims.util.js';
 import type { IssuedTokenType } from './issued-token.entity.js';
 
@@ -98,12 +98,16 @@ export class TokenRecords {
   }
 
   /**
-   * The family's account when the family is not revoked and its account exists, is enabled and
-   * has not moved its epoch since the family began; else `null`.
+   * The check a login or refresh makes once its new pair is written (`RawQuery.checkedChain`):
+   * the family is not revoked, and its account exists, is enabled and has not moved its epoch
+   * since the family began.
    */
-  async liveAccountOf(familyId: string): Promise<AccountMarks | null> {
-    const row = await this.raw.row(this.familySql, [familyId]);
-    return row && this.liveAccountIn(row);
+  familyCheck(familyId: string): ChainCheck {
+    return {
+      sql: this.familySql,
+      params: [familyId],
+      holds: (row) => row !== null && this.liveAccountIn(row) !== null,
+    };
   }
 
   private liveAccountIn(row: RawRow): AccountMarks | null {
