@@ -186,7 +186,7 @@ export class RawQuery {
 
   /**
    * Runs a chain on `db` now, inside a transaction: its writes, then its check, if any, once
-   * every write went through; throws `CHECK_FAILED` when the check does not hold.
+   * every write went through; throws `CheckFailed` (undoing the savepoint) when it does not hold.
    */
   runChain(db: SqliteDatabase, writes: readonly ChainedWrite[], check?: ChainCheck): number[] {
     const changed: number[] = [];
