@@ -34,8 +34,6 @@ export interface CheckedChain {
   changed: number[];
   /** `null` when the chain stopped at a `need` (the check did not run). */
   holds: boolean | null;
-  /** True when the check failed inside the chain's transaction and nothing of it was kept. */
-  undone: boolean;
 }
 
 /** The part of a better-sqlite3 `Database` and `Statement` that `RawQuery` uses. */
@@ -148,17 +146,17 @@ export class RawQuery {
 
   /**
    * `chain`, then `check` once every write went through (not after a chain stopped at a `need`).
-   * On SQLite the check runs inside the chain's savepoint, in the group's transaction: when it
-   * fails, the chain is undone and nothing of it is kept (`undone`). On the servers it reads
-   * after the writes committed, and the caller decides what a failed check undoes: whatever
-   * commits meanwhile either shows to the read, or came after the writes.
+   * On SQLite the check runs right after the chain's writes, in the group's transaction (no
+   * read transaction of its own); on the servers it reads after the writes committed. Either
+   * way the writes stay, whatever the check says, and whatever commits meanwhile either shows
+   * to the check or comes after the writes: the caller decides what a failed check undoes.
    */
   async checkedChain(writes: readonly ChainedWrite[], check: ChainCheck): Promise<CheckedChain> {
     const db = this.connection();
     if (db) return groupCommit(db, writes, this, check);
     const changed = await this.writeApart(writes);
-    if (!wentThrough(writes, changed)) return { changed, holds: null, undone: false };
-    return { changed, holds: check.holds(await this.row(check.sql, check.params)), undone: false };
+    if (!wentThrough(writes, changed)) return { changed, holds: null };
+    return { changed, holds: check.holds(await this.row(check.sql, check.params)) };
   }
 
   /** The servers' chain: each write commits by itself, retried on a conflict. */
@@ -186,9 +184,9 @@ export class RawQuery {
 
   /**
    * Runs a chain on `db` now, inside a transaction: its writes, then its check, if any, once
-   * every write went through; throws `CheckFailed` (undoing the savepoint) when it does not hold.
+   * every write went through.
    */
-  runChain(db: SqliteDatabase, writes: readonly ChainedWrite[], check?: ChainCheck): number[] {
+  runChain(db: SqliteDatabase, writes: readonly ChainedWrite[], check?: ChainCheck): CheckedChain {
     const changed: number[] = [];
     for (const write of writes) {
       const n = this.direct(
@@ -198,13 +196,11 @@ export class RawQuery {
         (stmt, values) => stmt.run(...values).changes,
       );
       changed.push(n);
-      if (write.need !== undefined && n !== write.need) return changed;
+      if (write.need !== undefined && n !== write.need) return { changed, holds: null };
     }
-    if (check) {
-      const [row] = this.direct(db, check.sql, check.params, (stmt, values) => stmt.all(...values));
-      if (!check.holds((row as RawRow | undefined) ?? null)) throw new CheckFailed(changed);
-    }
-    return changed;
+    if (!check) return { changed, holds: null };
+    const [row] = this.direct(db, check.sql, check.params, (stmt, values) => stmt.all(...values));
+    return { changed, holds: check.holds((row as RawRow | undefined) ?? null) };
   }
 
   /** TypeORM's open better-sqlite3 connection, when that is the driver. */
@@ -268,13 +264,6 @@ async function inOrder(
   return changed;
 }
 
-/** Thrown inside a chain's savepoint to undo it when its check does not hold. */
-class CheckFailed extends Error {
-  constructor(readonly changed: number[]) {
-    super('chain check failed');
-  }
-}
-
 /** A chain waiting for the next group commit. */
 interface PendingChain {
   raw: RawQuery;
@@ -314,13 +303,8 @@ async function commitPending(db: SqliteDatabase, chains: PendingChain[]): Promis
       outcomes = chains.map(({ raw, writes, check }) => {
         try {
           // A nested transaction function is a savepoint: a chain that fails is undone alone.
-          const changed = db.transaction(() => raw.runChain(db, writes, check))();
-          const checked = check !== undefined && wentThrough(writes, changed);
-          return { changed, holds: checked ? true : null, undone: false };
+          return db.transaction(() => raw.runChain(db, writes, check))();
         } catch (error) {
-          if (error instanceof CheckFailed) {
-            return { changed: error.changed, holds: false, undone: true };
-          }
           return { error };
         }
       });

@@ -32,10 +32,10 @@ export interface IssueFor {
   row?: object;
 }
 
-/** The columns of a token record, in the order of `recordValues`. */
 /** `issuePair`'s answer when the family (or its account) died before the new pair was live. */
 const FAMILY_DEAD = Symbol('family dead');
 
+/** The columns of a token record, in the order of `recordValues`. */
 const RECORD_COLUMNS =
   'jti, account_id, type, iss, sub, aud, kid, iat, nbf, exp, family_id, parent_jti, ' +
   'replaced_by, revoked_at, revoked_reason, created_at';
@@ -291,10 +291,11 @@ export class TokenIssuer {
   /**
    * Writes the records of a new pair after `first` (a family's row, or the spending of the
    * refresh token it replaces), checks that the family is still live, and signs the pair.
-   * `null`, with nothing written, when `first` did not change its one row; `FAMILY_DEAD`, with
-   * nothing live left behind, when the check fails. A logout, re-use or revoke-all racing with
-   * it either revoked the new rows, or left its mark for the check to find: never neither (on
-   * SQLite the check runs in the writes' own transaction, and undoes them).
+   * `null`, with nothing written, when `first` did not change its one row; `FAMILY_DEAD`, the
+   * new rows withdrawn, when the check fails (the spent token stays spent: a refresh refused
+   * here is never worth retrying). A logout, re-use or revoke-all racing with it either revoked
+   * the new rows, or left its mark for the check to find: never neither (on SQLite the check
+   * runs in the writes' own transaction).
    */
   private async issuePair(
     accountId: string,
@@ -333,7 +334,7 @@ export class TokenIssuer {
     );
     if (written.holds === null) return null;
     if (!written.holds) {
-      if (!written.undone) await this.withdraw([access.jti, refresh.jti]);
+      await this.withdraw([access.jti, refresh.jti]);
       return FAMILY_DEAD;
     }
     // RFC 9449 §6.1: the confirmation of a bound pair, set after the application's claims.
