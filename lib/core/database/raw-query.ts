@@ -298,7 +298,11 @@ async function commitPending(db: SqliteDatabase, chains: PendingChain[]): Promis
   const raw = chains[0].raw;
   let outcomes: (CheckedChain | { error: unknown })[] = [];
   try {
-    await untilNoTransaction(db, raw.busyTimeout);
+    // Checked again once resumed, in the same synchronous stretch as the BEGIN below: a
+    // transaction begun by a microtask between the wait's end and here is waited for too.
+    do {
+      await untilNoTransaction(db, raw.busyTimeout);
+    } while (db.inTransaction);
     const transaction = db.transaction(() => {
       outcomes = chains.map(({ raw, writes, check }) => {
         try {
