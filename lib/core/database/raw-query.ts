@@ -7,6 +7,12 @@ import {
 } from 'typeorm';
 import { retryOnConflict } from './conflict-retry.js';
 import { dialectOf } from './dialect.js';
+import {
+  SqliteWriter,
+  type SqliteConnection,
+  type WriterError,
+  type WriterOutcome,
+} from './sqlite-writer.js';
 
 /** A row as a driver returns it: column alias → value. */
 export type RawRow = Record<string, unknown>;
@@ -41,7 +47,7 @@ interface SqliteStatement {
   all(...params: unknown[]): unknown[];
   run(...params: unknown[]): { changes: number };
 }
-interface SqliteDatabase {
+interface SqliteDatabase extends SqliteConnection {
   readonly open: boolean;
   /** True while a transaction is open on the connection (an application's, through TypeORM). */
   readonly inTransaction: boolean;
@@ -203,6 +209,31 @@ export class RawQuery {
     return { changed, holds: check.holds((row as RawRow | undefined) ?? null) };
   }
 
+  /**
+   * The thread that runs this connection's group commits (`SqliteWriter`), or `null` when they
+   * run on the event loop: the in-thread path stays for what a second connection cannot share.
+   */
+  writer(db: SqliteDatabase): SqliteWriter | null {
+    const options = this.dataSource.options as unknown as Record<string, unknown>;
+    return SqliteWriter.for(db, options, this.busyTimeout);
+  }
+
+  /** Stops the writer thread of this DataSource's SQLite connection, if it has one. */
+  closeWriter(): Promise<void> {
+    return SqliteWriter.closeFor(this.connection());
+  }
+
+  /** Logs a statement as TypeORM's runner would (when `logging` says so). */
+  logQuery(sql: string, params: unknown[]): void {
+    this.dataSource.logger.logQuery(sql, params);
+  }
+
+  /** A driver error of `sql` as TypeORM's runner reports it: logged, a `QueryFailedError`. */
+  queryFailed(error: Error, sql: string, params: unknown[]): QueryFailedError {
+    this.dataSource.logger.logQueryError(error, sql, params);
+    return new QueryFailedError(sql, params, error);
+  }
+
   /** TypeORM's open better-sqlite3 connection, when that is the driver. */
   private connection(): SqliteDatabase | null {
     if (!this.sqlite) return null;
@@ -231,13 +262,11 @@ export class RawQuery {
     execute: (stmt: SqliteStatement, values: unknown[]) => T,
   ): T {
     const values = bindable(params);
-    const logger = this.dataSource.logger;
-    logger.logQuery(sql, values);
+    this.logQuery(sql, values);
     try {
       return execute(this.statement(db, sql), values);
     } catch (error) {
-      logger.logQueryError(error as Error, sql, values);
-      throw new QueryFailedError(sql, values, error as Error);
+      throw this.queryFailed(error as Error, sql, values);
     }
   }
 }
@@ -296,6 +325,8 @@ function groupCommit(
 async function commitPending(db: SqliteDatabase, chains: PendingChain[]): Promise<void> {
   pendingChains.delete(db);
   const raw = chains[0].raw;
+  const writer = raw.writer(db);
+  if (writer) return commitOnWriter(writer, chains);
   let outcomes: (CheckedChain | { error: unknown })[] = [];
   try {
     // Checked again once resumed, in the same synchronous stretch as the BEGIN below: a
@@ -317,18 +348,7 @@ async function commitPending(db: SqliteDatabase, chains: PendingChain[]): Promis
       transaction.immediate();
     } catch (error) {
       if (error instanceof QueryFailedError) throw error;
-      // BEGIN IMMEDIATE found the file locked by another connection for the whole busy
-      // timeout (better-sqlite3 waited for it): final, so that no caller waits as long again.
-      const code = (error as { code?: unknown }).code;
-      throw new QueryFailedError(
-        'BEGIN IMMEDIATE',
-        [],
-        code === 'SQLITE_BUSY'
-          ? Object.assign(new Error(`database busy for over ${raw.busyTimeout} ms`), {
-              code: 'SQLITE_BUSY_TIMEOUT',
-            })
-          : (error as Error),
-      );
+      throw new QueryFailedError('BEGIN IMMEDIATE', [], beginError(error as WriterError, raw));
     }
   } catch (error) {
     // Nothing was committed: every chain of the group fails with the same error.
@@ -340,6 +360,70 @@ async function commitPending(db: SqliteDatabase, chains: PendingChain[]): Promis
     if ('error' in outcome) chain.reject(outcome.error);
     else chain.resolve(outcome);
   });
+}
+
+/**
+ * A group commit on the writer thread. Its connection is not TypeORM's, so a transaction the
+ * application holds open there is not joined: the group waits for the file's lock only if that
+ * transaction has written (the busy timeout, then `SQLITE_BUSY_TIMEOUT`), on the thread, while
+ * the event loop goes on. Statements are logged here, as on the event loop's path.
+ */
+async function commitOnWriter(writer: SqliteWriter, chains: PendingChain[]): Promise<void> {
+  const raw = chains[0].raw;
+  const sent = chains.map(({ writes, check }) => ({
+    writes: writes.map((write) => ({
+      sql: write.sql,
+      params: bindable(write.params),
+      ...(write.need === undefined ? {} : { need: write.need }),
+    })),
+    ...(check ? { check: { sql: check.sql, params: bindable(check.params) } } : {}),
+  }));
+  for (const chain of sent) {
+    for (const write of chain.writes) raw.logQuery(write.sql, write.params);
+    if (chain.check) raw.logQuery(chain.check.sql, chain.check.params);
+  }
+  let outcomes: WriterOutcome[];
+  try {
+    outcomes = await writer.run(sent);
+  } catch (error) {
+    // Nothing was committed: every chain of the group fails with the same error.
+    const failure = raw.queryFailed(beginError(error as WriterError, raw), 'BEGIN IMMEDIATE', []);
+    for (const chain of chains) chain.reject(failure);
+    return;
+  }
+  chains.forEach((chain, i) => {
+    const outcome = outcomes[i];
+    if ('error' in outcome) {
+      const { sql = 'SAVEPOINT', params = [] } = outcome.error;
+      chain.reject(raw.queryFailed(driverError(outcome.error), sql, params));
+      return;
+    }
+    const checked = chain.check !== undefined && !outcome.stopped;
+    chain.resolve({
+      changed: outcome.changed,
+      holds: checked ? chain.check!.holds(outcome.row) : null,
+    });
+  });
+}
+
+/** A driver error rebuilt from what crossed the thread: its message and SQLite code. */
+function driverError({ message, code }: WriterError): Error {
+  return Object.assign(new Error(message), code === undefined ? {} : { code });
+}
+
+/**
+ * The error of a group that could not begin. BEGIN IMMEDIATE that found the file locked by
+ * another connection for the whole busy timeout (better-sqlite3 waited for it) is final, so
+ * that no caller waits as long again: `SQLITE_BUSY_TIMEOUT`.
+ */
+function beginError(error: WriterError, raw: RawQuery): Error {
+  return error.code === 'SQLITE_BUSY'
+    ? Object.assign(new Error(`database busy for over ${raw.busyTimeout} ms`), {
+        code: 'SQLITE_BUSY_TIMEOUT',
+      })
+    : error instanceof Error
+      ? error
+      : driverError(error);
 }
 
 /**

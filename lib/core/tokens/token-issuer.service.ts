@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, type Repository } from 'typeorm';
@@ -87,7 +87,7 @@ interface RecordSpec {
  * withdraws them: once a revocation has answered, no token it covers works, on any instance.
  */
 @Injectable()
-export class TokenIssuer {
+export class TokenIssuer implements OnApplicationShutdown {
   private readonly logger = new Logger('TwoFactorAuth');
   private readonly tokens: Repository<IssuedToken>;
   private readonly raw: RawQuery;
@@ -103,6 +103,11 @@ export class TokenIssuer {
   ) {
     this.raw = new RawQuery(dataSource);
     this.tokens = dataSource.getRepository(IssuedToken);
+  }
+
+  /** Stops the SQLite writer thread, once the writes already sent to it are committed. */
+  async onApplicationShutdown(): Promise<void> {
+    await this.raw.closeWriter();
   }
 
   /**
