@@ -2,20 +2,31 @@
  * RawQuery, the hand-written statements of the hot paths, on each real database: `chain` stops
  * where a statement did not change its rows, is one all-or-nothing transaction on SQLite, and
  * on better-sqlite3 statements are prepared once per connection, logged when TypeORM logs, and
- * fail as TypeORM's `QueryFailedError`.
+ * fail as TypeORM's `QueryFailedError`. SQLite runs twice: with its default rollback journal
+ * (group commits on the event loop) and in WAL mode (group commits on the writer thread).
  */
 import { createRequire } from 'node:module';
 import { DataSource, QueryFailedError, type Logger as TypeOrmLogger } from 'typeorm';
+import { jest } from '@jest/globals';
 import { RawQuery } from '../../lib/core/database/raw-query.js';
+import { SqliteWriter } from '../../lib/core/database/sqlite-writer.js';
 import { createTestDatabase, databases, type TestDatabase } from '../support/servers.js';
 
-function dataSourceOf(db: TestDatabase, logger?: TypeOrmLogger): DataSource {
+type Variant = 'sqlite' | 'sqlite-wal' | 'postgres' | 'mariadb';
+
+function dataSourceOf(
+  db: TestDatabase,
+  logger?: TypeOrmLogger,
+  sqlite: { wal?: boolean; timeout?: number } = {},
+): DataSource {
   const common = { entities: [], ...(logger ? { logging: true as const, logger } : {}) };
   if (db.kind === 'sqlite') {
     return new DataSource({
       ...common,
       type: 'better-sqlite3',
       database: db.url.slice('sqlite:'.length),
+      ...(sqlite.wal ? { enableWAL: true } : {}),
+      ...(sqlite.timeout === undefined ? {} : { timeout: sqlite.timeout }),
     });
   }
   if (db.kind === 'postgres') return new DataSource({ ...common, type: 'postgres', url: db.url });
@@ -23,14 +34,20 @@ function dataSourceOf(db: TestDatabase, logger?: TypeOrmLogger): DataSource {
 }
 
 /** The part of better-sqlite3 used here (the package ships no types of its own). */
-const Database = createRequire(import.meta.url)('better-sqlite3') as new (
-  path: string,
-  options: { readonly: boolean },
-) => { prepare(sql: string): { all(): { id: unknown }[] }; close(): void };
+const Database = createRequire(import.meta.url)('better-sqlite3') as new (path: string) => {
+  exec(sql: string): void;
+  close(): void;
+};
 
 const INSERT = 'INSERT INTO rq_items (id, n, flag) VALUES (?, ?, ?)';
 
-describe.each(databases())('RawQuery on %s', (kind) => {
+const VARIANTS: Variant[] = databases().flatMap((kind): Variant[] =>
+  kind === 'sqlite' ? ['sqlite', 'sqlite-wal'] : [kind],
+);
+
+describe.each(VARIANTS)('RawQuery on %s', (variant) => {
+  const kind = variant === 'sqlite-wal' ? 'sqlite' : variant;
+  const wal = variant === 'sqlite-wal';
   let db: TestDatabase;
   let source: DataSource;
   let raw: RawQuery;
@@ -40,13 +57,14 @@ describe.each(databases())('RawQuery on %s', (kind) => {
 
   beforeAll(async () => {
     db = await createTestDatabase(kind);
-    source = await dataSourceOf(db).initialize();
+    source = await dataSourceOf(db, undefined, { wal }).initialize();
     await source.query(
       'CREATE TABLE rq_items (id VARCHAR(10) PRIMARY KEY, n INTEGER NOT NULL, flag INTEGER)',
     );
     raw = new RawQuery(source);
   });
   afterAll(async () => {
+    await raw?.closeWriter();
     await source?.destroy();
     await db?.drop();
   });
@@ -138,30 +156,24 @@ describe.each(databases())('RawQuery on %s', (kind) => {
   });
 
   if (kind === 'sqlite') {
-    it('on SQLite checks run inside the group commit, each seeing its own chain', async () => {
-      const committed: string[][] = [];
+    it('on SQLite checks read inside the group commit, each after its own chain', async () => {
+      const counts: Record<string, number> = {};
       const results = await Promise.all(
         ['p', 'q', 'r', 's'].map((id) =>
           raw.checkedChain([{ sql: INSERT, params: [id, 1, 0] }], {
-            sql: 'SELECT id FROM rq_items WHERE id = ?',
-            params: [id],
+            sql: 'SELECT COUNT(*) AS c FROM rq_items',
+            params: [],
             holds: (row) => {
-              // Inside the transaction: another connection sees nothing of the group yet.
-              const outside = new Database(db.url.slice('sqlite:'.length), { readonly: true });
-              committed.push(
-                outside
-                  .prepare('SELECT id FROM rq_items ORDER BY id')
-                  .all()
-                  .map((r) => String(r.id)),
-              );
-              outside.close();
-              return row !== null && id !== 'q';
+              counts[id] = Number(row?.c);
+              return id !== 'q';
             },
           }),
         ),
       );
       expect(results.map((r) => r.holds)).toEqual([true, false, true, true]);
-      expect(committed).toEqual([[], [], [], []]);
+      // One transaction, chains in order: each check saw the chains before it and its own,
+      // never the ones after it (a read after the commit would see all four).
+      expect(counts).toEqual({ p: 1, q: 2, r: 3, s: 4 });
       expect(await ids()).toEqual(['p', 'q', 'r', 's']);
     });
   }
@@ -207,9 +219,11 @@ describe.each(databases())('RawQuery on %s', (kind) => {
           },
         });
       };
+      const groups = jest.spyOn(SqliteWriter.prototype, 'run');
       try {
         await raw.run(INSERT, ['dup', 0, 0]);
         commits = 0;
+        groups.mockClear();
         const results = await Promise.allSettled(
           Array.from({ length: 10 }, (_, i) =>
             raw.chain([
@@ -219,7 +233,9 @@ describe.each(databases())('RawQuery on %s', (kind) => {
             ]),
           ),
         );
-        expect(commits).toBe(1);
+        // On the event loop's connection, or on the writer thread's (WAL): one group either way.
+        expect(commits).toBe(wal ? 0 : 1);
+        if (wal) expect(groups.mock.calls).toHaveLength(1);
         expect(results.filter((r) => r.status === 'rejected')).toHaveLength(1);
         expect((results[5] as PromiseRejectedResult).reason).toBeInstanceOf(QueryFailedError);
         const stored = await ids();
@@ -227,6 +243,7 @@ describe.each(databases())('RawQuery on %s', (kind) => {
         expect(stored).not.toContain('c5');
       } finally {
         connection.transaction = transaction;
+        groups.mockRestore();
       }
     });
 
@@ -267,7 +284,7 @@ describe.each(databases())('RawQuery on %s', (kind) => {
         logMigration: () => undefined,
         log: () => undefined,
       };
-      const logging = await dataSourceOf(db, logger).initialize();
+      const logging = await dataSourceOf(db, logger, { wal }).initialize();
       try {
         const withLog = new RawQuery(logging);
         await withLog.chain([
@@ -283,6 +300,101 @@ describe.each(databases())('RawQuery on %s', (kind) => {
         expect(logged).toContain('SELECT id, flag FROM rq_items ORDER BY id');
       } finally {
         await logging.destroy();
+      }
+    });
+  }
+  if (wal) {
+    it('in WAL mode writes on its own thread: an application transaction that only read is not joined', async () => {
+      let written: number[] = [];
+      await source
+        .transaction(async (manager) => {
+          await manager.query('SELECT COUNT(*) AS c FROM rq_items');
+          // Committed by the writer while the application's transaction is still open.
+          written = await raw.chain([{ sql: INSERT, params: ['w1', 1, 0] }]);
+          throw new Error('the application rolls back');
+        })
+        .catch(() => undefined);
+      expect(written).toEqual([1]);
+      expect(await ids()).toEqual(['w1']);
+    });
+
+    it('in WAL mode waits for the lock of an application transaction that wrote, without blocking the event loop', async () => {
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 5);
+      try {
+        let chained: Promise<number[]> | undefined;
+        await source.transaction(async (manager) => {
+          await manager.query(INSERT, ['app', 1, 0]);
+          chained = raw.chain([{ sql: INSERT, params: ['mod', 2, 0] }]);
+          const before = ticks;
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          // The module's write waits on its thread for the file's lock; timers keep firing.
+          expect(ticks - before).toBeGreaterThan(10);
+          const state = await Promise.race([chained, 'pending']);
+          expect(state).toBe('pending');
+        });
+        expect(await chained).toEqual([1]);
+        expect(await ids()).toEqual(['app', 'mod']);
+      } finally {
+        clearInterval(ticker);
+      }
+    });
+
+    it('in WAL mode gives up after the busy timeout with SQLITE_BUSY_TIMEOUT and nothing written', async () => {
+      const quick = await dataSourceOf(db, undefined, { wal: true, timeout: 300 }).initialize();
+      const other = new Database(db.url.slice('sqlite:'.length));
+      try {
+        other.exec('BEGIN IMMEDIATE');
+        const started = Date.now();
+        const failure = await new RawQuery(quick)
+          .chain([{ sql: INSERT, params: ['late', 1, 0] }])
+          .catch((error: unknown) => error);
+        expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+        expect(failure).toBeInstanceOf(QueryFailedError);
+        expect((failure as { driverError: { code: string } }).driverError.code).toBe(
+          'SQLITE_BUSY_TIMEOUT',
+        );
+        other.exec('ROLLBACK');
+        expect(await ids()).toEqual([]);
+        // The writer goes on once the lock is free.
+        expect(await new RawQuery(quick).chain([{ sql: INSERT, params: ['now', 1, 0] }])).toEqual([
+          1,
+        ]);
+      } finally {
+        other.close();
+        await new RawQuery(quick).closeWriter();
+        await quick.destroy();
+      }
+    });
+
+    it('in WAL mode closes its writer on request, and later writes run on the event loop', async () => {
+      const own = await dataSourceOf(db, undefined, { wal: true }).initialize();
+      try {
+        const rawOwn = new RawQuery(own);
+        await rawOwn.chain([{ sql: INSERT, params: ['x1', 1, 0] }]);
+        await rawOwn.closeWriter();
+        const groups = jest.spyOn(SqliteWriter.prototype, 'run');
+        try {
+          await rawOwn.chain([{ sql: INSERT, params: ['x2', 1, 0] }]);
+          expect(groups).not.toHaveBeenCalled();
+        } finally {
+          groups.mockRestore();
+        }
+        expect(await ids()).toEqual(['x1', 'x2']);
+      } finally {
+        await own.destroy();
+      }
+    });
+  }
+
+  if (variant === 'sqlite') {
+    it('with a rollback journal keeps its group commits on the event loop (no writer thread)', async () => {
+      const groups = jest.spyOn(SqliteWriter.prototype, 'run');
+      try {
+        await raw.chain([{ sql: INSERT, params: ['j', 1, 0] }]);
+        expect(groups).not.toHaveBeenCalled();
+      } finally {
+        groups.mockRestore();
       }
     });
   }
