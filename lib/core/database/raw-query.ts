@@ -91,7 +91,18 @@ export class RawQuery {
   /** The rows of a SELECT. */
   async rows(sql: string, params: unknown[]): Promise<RawRow[]> {
     const db = this.connection();
-    if (db) return this.direct(db, sql, params, (stmt, values) => stmt.all(...values) as RawRow[]);
+    if (db) {
+      // With the writer thread, a read inside an application's open transaction would see that
+      // transaction's frozen view, not what the thread committed since (a spent refresh token
+      // as unspent, a new token as unknown): such reads wait for it to end, as writes on the
+      // event loop's path do (at most the busy timeout, then a QueryFailedError: 503).
+      if (db.inTransaction && this.writer(db)) {
+        do {
+          await untilNoTransaction(db, this.busyTimeout);
+        } while (db.inTransaction);
+      }
+      return this.direct(db, sql, params, (stmt, values) => stmt.all(...values) as RawRow[]);
+    }
     return (await this.dataSource.query(
       this.numbered ? numberPlaceholders(sql) : sql,
       params,
@@ -220,7 +231,11 @@ export class RawQuery {
 
   /** Stops the writer thread of this DataSource's SQLite connection, if it has one. */
   closeWriter(): Promise<void> {
-    return SqliteWriter.closeFor(this.connection());
+    if (!this.sqlite) return Promise.resolve();
+    // Whether or not TypeORM has closed its connection already: the writer is known by it.
+    const db = (this.dataSource.driver as unknown as { databaseConnection?: SqliteDatabase })
+      .databaseConnection;
+    return SqliteWriter.closeFor(db ?? null);
   }
 
   /** Logs a statement as TypeORM's runner would (when `logging` says so). */
@@ -384,7 +399,7 @@ async function commitOnWriter(writer: SqliteWriter, chains: PendingChain[]): Pro
   }
   let outcomes: WriterOutcome[];
   try {
-    outcomes = await writer.run(sent);
+    outcomes = await writer.run(sent, Date.now() + raw.busyTimeout);
   } catch (error) {
     // Nothing was committed: every chain of the group fails with the same error.
     const failure = raw.queryFailed(beginError(error as WriterError, raw), 'BEGIN IMMEDIATE', []);

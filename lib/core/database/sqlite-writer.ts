@@ -81,6 +81,9 @@ parentPort.on('message', (message) => {
     return;
   }
   try {
+    // Each group waits for the file's lock until its own deadline (submission + busy timeout),
+    // not a full timeout more for every group queued behind a blocked one.
+    db.pragma('busy_timeout = ' + Math.max(0, Math.round(message.deadline - Date.now())));
     parentPort.postMessage({ id: message.id, outcomes: group.immediate(message.chains) });
   } catch (e) {
     parentPort.postMessage({ id: message.id, error: errorOf(e) });
@@ -176,14 +179,17 @@ export class SqliteWriter {
     });
   }
 
-  /** Runs one group of chains in one transaction; rejects when the group could not begin. */
-  run(chains: WriterChain[]): Promise<WriterOutcome[]> {
+  /**
+   * Runs one group of chains in one transaction; rejects when the group could not begin, at the
+   * latest at `deadline` (epoch ms) when another connection holds the file's lock.
+   */
+  run(chains: WriterChain[], deadline: number): Promise<WriterOutcome[]> {
     if (this.failed) return Promise.reject(this.failed);
     const id = this.next++;
     if (this.pending.size === 0) this.worker.ref();
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, chains });
+      this.worker.postMessage({ id, chains, deadline });
     });
   }
 
