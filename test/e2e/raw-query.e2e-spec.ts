@@ -318,6 +318,21 @@ describe.each(VARIANTS)('RawQuery on %s', (variant) => {
       expect(await ids()).toEqual(['w1']);
     });
 
+    it('in WAL mode reads wait for an application transaction to end, never reading its frozen view', async () => {
+      let reading: Promise<string[]> | undefined;
+      await source.transaction(async (manager) => {
+        // The transaction's read fixes its view of the file (WAL).
+        await manager.query('SELECT COUNT(*) AS c FROM rq_items');
+        // Committed by the writer thread meanwhile, outside that view.
+        expect(await raw.chain([{ sql: INSERT, params: ['fresh', 1, 0] }])).toEqual([1]);
+        reading = ids();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        expect(await Promise.race([reading, 'waiting'])).toBe('waiting');
+      });
+      // Once the application's transaction ended, the read sees what the writer committed.
+      expect(await reading).toEqual(['fresh']);
+    });
+
     it('in WAL mode waits for the lock of an application transaction that wrote, without blocking the event loop', async () => {
       let ticks = 0;
       const ticker = setInterval(() => ticks++, 5);
