@@ -42,6 +42,17 @@ type Pair = { access_token: string; refresh_token: string };
 type Creds = { id: string; username: string; password: string; secretKey: string };
 type Check = (condition: boolean, what: string) => void;
 
+/** `n` parallel logins of `account` with its password and secret key. */
+function loginBurst(app: RunningApp, account: Creds, n: number) {
+  return burst(n, () =>
+    app.http().post('/auth/token').send({
+      username: account.username,
+      password: account.password,
+      secretKey: account.secretKey,
+    }),
+  );
+}
+
 async function after<T>(ms: number, send: () => PromiseLike<T>): Promise<T> {
   if (ms > 0) await sleep(ms);
   return send();
@@ -246,15 +257,7 @@ describe.each(databases())('checked chain attacks on %s', (kind) => {
         after(skew, () =>
           burst(3, (i) => refreshAt(app, i === 2 ? pair2.refresh_token : pair.refresh_token)),
         ),
-        after(skew, () =>
-          burst(2, () =>
-            app.http().post('/auth/token').send({
-              username: account.username,
-              password: account.password,
-              secretKey: account.secretKey,
-            }),
-          ),
-        ),
+        after(skew, () => loginBurst(app, account, 2)),
         after(-skew, () =>
           app
             .http()
@@ -302,15 +305,7 @@ describe.each(databases())('checked chain attacks on %s', (kind) => {
       const newPassword = `another long passphrase ${trial}`;
       const [refreshes, logins, changed] = await Promise.all([
         after(skew, () => burst(3, () => refreshAt(app, live.refresh_token))),
-        after(skew, () =>
-          burst(2, () =>
-            app.http().post('/auth/token').send({
-              username: account.username,
-              password: account.password,
-              secretKey: account.secretKey,
-            }),
-          ),
-        ),
+        after(skew, () => loginBurst(app, account, 2)),
         after(-skew, () =>
           app
             .http()
@@ -529,15 +524,7 @@ describe.each(databases())('checked chain attacks on %s', (kind) => {
       const skew = SKEWS[trial % SKEWS.length];
       const [refreshes, logins, deleted] = await Promise.all([
         after(skew, () => burst(pairs.length, (i) => refreshAt(app, pairs[i].refresh_token))),
-        after(skew, () =>
-          burst(2, () =>
-            app.http().post('/auth/token').send({
-              username: account.username,
-              password: account.password,
-              secretKey: account.secretKey,
-            }),
-          ),
-        ),
+        after(skew, () => loginBurst(app, account, 2)),
         after(-skew, () =>
           app
             .http()
