@@ -18,10 +18,10 @@ import type {
 } from '../../core/options/two-factor-auth.options.js';
 import { RecoveryCode } from '../../core/totp/recovery-code.entity.js';
 import { TotpCipher } from '../../core/totp/totp-cipher.js';
-import { TotpCredential } from '../../core/totp/totp-credential.entity.js';
+import { TotpCredential, type TotpStatus } from '../../core/totp/totp-credential.entity.js';
 import { ConflictError, NotFoundError } from '../../core/errors.js';
 import { retryOnConflict } from '../../core/database/conflict-retry.js';
-import { RawQuery } from '../../core/database/raw-query.js';
+import { num, RawQuery, str } from '../../core/database/raw-query.js';
 
 /**
  * What enrolment hands the user: the secret two ways. Drawing `otpauthUri` as a QR code is
@@ -188,10 +188,26 @@ export class TotpService {
   }
 
   /** The active credential of an account, for the login check (`null` when none). */
-  activeCredential(accountId: string): Promise<TotpCredential | null> {
-    return this.enabled
-      ? this.credentials.findOne({ where: { accountId, status: 'active' } })
-      : Promise.resolve(null);
+  async activeCredential(accountId: string): Promise<TotpCredential | null> {
+    if (!this.enabled) return null;
+    // Read on every login while TOTP is on, whatever the account's second factor: one plain
+    // query (see `RawQuery`), not TypeORM's `findOne`.
+    const row = await this.raw.row(
+      'SELECT id, account_id, secret_ciphertext, key_id, status, last_used_step, created_at ' +
+        "FROM tfa_totp_credentials WHERE account_id = ? AND status = 'active'",
+      [accountId],
+    );
+    return row
+      ? Object.assign(new TotpCredential(), {
+          id: str(row.id)!,
+          accountId: str(row.account_id)!,
+          secretCiphertext: str(row.secret_ciphertext)!,
+          keyId: str(row.key_id)!,
+          status: str(row.status) as TotpStatus,
+          lastUsedStep: num(row.last_used_step),
+          createdAt: num(row.created_at),
+        })
+      : null;
   }
 
   /** The time step `otp` belongs to, if it is valid now for this credential (nothing consumed). */
