@@ -216,8 +216,8 @@ const HEADER_END = Buffer.from('\r\n\r\n');
  */
 class LeanConnection {
   private socket: Socket | null = null;
-  private chunks: Buffer[] = [];
-  private received = 0;
+  /** What has arrived of the answer being read. */
+  private buffered: Buffer = Buffer.alloc(0);
   private waiting: { resolve(answer: Answer): void; reject(error: Error): void } | null = null;
 
   constructor(
@@ -246,8 +246,7 @@ class LeanConnection {
   private connect(): Socket {
     const socket = connect({ host: this.host, port: this.port, noDelay: true });
     this.socket = socket;
-    this.chunks = [];
-    this.received = 0;
+    this.buffered = Buffer.alloc(0);
     socket.on('data', (chunk: Buffer) => this.read(chunk));
     const lost = (error?: Error) => {
       if (this.socket === socket) this.socket = null;
@@ -265,11 +264,12 @@ class LeanConnection {
   }
 
   private read(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.received += chunk.length;
-    const data = this.chunks.length === 1 ? chunk : Buffer.concat(this.chunks);
+    const data = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
     const end = data.indexOf(HEADER_END);
-    if (end === -1) return;
+    if (end === -1) {
+      this.buffered = data;
+      return;
+    }
     const head = data.toString('latin1', 0, end);
     const length = /\r\ncontent-length: *(\d+)/i.exec(head);
     if (!length) {
@@ -278,12 +278,11 @@ class LeanConnection {
       return;
     }
     const total = end + HEADER_END.length + Number(length[1]);
-    if (this.received < total) {
-      this.chunks = [data];
+    if (data.length < total) {
+      this.buffered = data;
       return;
     }
-    this.chunks = [];
-    this.received = 0;
+    this.buffered = Buffer.alloc(0);
     const answer = {
       status: Number(head.slice(9, 12)),
       text: data.toString('utf8', end + HEADER_END.length, total),

@@ -18,7 +18,7 @@ import type {
 } from '../../core/options/two-factor-auth.options.js';
 import { RecoveryCode } from '../../core/totp/recovery-code.entity.js';
 import { TotpCipher } from '../../core/totp/totp-cipher.js';
-import { TotpCredential, type TotpStatus } from '../../core/totp/totp-credential.entity.js';
+import { TotpCredential } from '../../core/totp/totp-credential.entity.js';
 import { ConflictError, NotFoundError } from '../../core/errors.js';
 import { retryOnConflict } from '../../core/database/conflict-retry.js';
 import { num, RawQuery, str } from '../../core/database/raw-query.js';
@@ -203,7 +203,7 @@ export class TotpService {
           accountId: str(row.account_id)!,
           secretCiphertext: str(row.secret_ciphertext)!,
           keyId: str(row.key_id)!,
-          status: str(row.status) as TotpStatus,
+          status: 'active',
           lastUsedStep: num(row.last_used_step),
           createdAt: num(row.created_at),
         })
