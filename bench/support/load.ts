@@ -3,7 +3,6 @@ import autocannon, {
   type AutocannonRequest,
   type AutocannonResult,
 } from 'autocannon';
-import { Agent, request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { percentile, sleep } from './stats.js';
@@ -109,16 +108,27 @@ export interface ProbeResult {
 
 /**
  * Open-loop latency probe: `rate` GET requests per second on a schedule, whatever the server
- * does, over up to 64 keep-alive sockets, each timed from the moment it is sent to the end of
- * its response. Unlike a saturating closed loop, this measures how long a request waits when
- * the server's event loop is busy (e.g. with logins), not how many requests fit.
+ * does, each timed from the moment it is written to the end of its answer. Unlike a saturating
+ * closed loop, this measures how long a request waits when the server's event loop is busy
+ * (e.g. with logins), not how many requests fit. It speaks through `LeanConnection`s opened
+ * before the clock starts (a request takes an idle one, or opens one if all are busy): Node's
+ * `http` client would add its own CPU per request, on the cores the storm keeps busy, to what
+ * is measured.
  */
 export async function probe(
   url: string,
   options: { rate: number; duration: number; headers?: Record<string, string> },
 ): Promise<ProbeResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const target = new URL(url);
+  const open = () => new LeanConnection(target.hostname, Number(target.port));
+  const idle = await Promise.all(
+    Array.from({ length: PROBE_CONNECTIONS }, async () => {
+      const connection = open();
+      await connection.send('GET', target.pathname, undefined, options.headers);
+      return connection;
+    }),
+  );
+  const all = [...idle];
   const latencies: number[] = [];
   const failures: string[] = [];
   const interval = 1000 / options.rate;
@@ -127,35 +137,23 @@ export async function probe(
   const start = performance.now();
   const end = start + options.duration * 1000;
 
-  const fire = () =>
-    new Promise<void>((resolve) => {
-      inFlight++;
-      const t0 = performance.now();
-      const req = httpRequest(
-        {
-          host: target.hostname,
-          port: target.port,
-          path: target.pathname,
-          headers: options.headers,
-          agent,
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => {
-            latencies.push(performance.now() - t0);
-            if (res.statusCode !== 200) failures.push(`HTTP ${res.statusCode}`);
-            inFlight--;
-            resolve();
-          });
-        },
-      );
-      req.on('error', (error) => {
-        failures.push(error.message);
-        inFlight--;
-        resolve();
-      });
-      req.end();
-    });
+  const fire = async () => {
+    inFlight++;
+    let connection = idle.pop();
+    if (!connection) all.push((connection = open()));
+    const t0 = performance.now();
+    try {
+      const { status } = await connection.send('GET', target.pathname, undefined, options.headers);
+      latencies.push(performance.now() - t0);
+      if (status !== 200) failures.push(`HTTP ${status}`);
+      idle.push(connection);
+    } catch (error) {
+      failures.push((error as Error).message);
+      connection.close();
+    } finally {
+      inFlight--;
+    }
+  };
 
   while (performance.now() < end) {
     const due = Math.floor((performance.now() - start) / interval) + 1;
@@ -166,7 +164,7 @@ export async function probe(
     await sleep(1);
   }
   while (inFlight > 0) await sleep(5);
-  agent.destroy();
+  for (const connection of all) connection.close();
   if (failures.length > 0) {
     throw new Error(`${url}: ${failures.length} failed probe requests (${failures[0]}, …)`);
   }
@@ -177,6 +175,9 @@ export async function probe(
     count: latencies.length,
   };
 }
+
+/** Connections the probe opens before it starts (more are opened if ever all are busy). */
+const PROBE_CONNECTIONS = 8;
 
 /** One request of a closed-loop client. */
 export interface LoopRequest {
@@ -225,13 +226,19 @@ class LeanConnection {
     private readonly port: number,
   ) {}
 
-  send(method: string, path: string, payload: string | undefined): Promise<Answer> {
+  send(
+    method: string,
+    path: string,
+    payload: string | undefined,
+    headers: Record<string, string> = {},
+  ): Promise<Answer> {
     const socket = this.socket ?? this.connect();
-    const head =
-      `${method} ${path} HTTP/1.1\r\nHost: ${this.host}:${this.port}\r\n` +
-      (payload === undefined
+    let head = `${method} ${path} HTTP/1.1\r\nHost: ${this.host}:${this.port}\r\n`;
+    for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
+    head +=
+      payload === undefined
         ? '\r\n'
-        : `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`);
+        : `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`;
     return new Promise((resolve, reject) => {
       this.waiting = { resolve, reject };
       socket.write(head);

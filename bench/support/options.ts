@@ -79,6 +79,9 @@ const HELP = `Usage: npm run bench -- [flags]   (or: node dist/bench/run.js [fla
                                    a new token on every request (first sight)
                          memory    sample app RSS idle, after 10,000 logins, during refresh
                                    rotations
+  --memory-rotation=S  seconds of refresh rotations in the memory section (default 60;
+                       3600 measures an hour's worth instead of projecting it)
+                                                                   env BENCH_MEMORY_ROTATION
   --profile / --no-profile
                        CPU-profile the fixtures (default: only when a target is missed)
   --out=FILE           report file (default BENCHMARKS.md)
@@ -119,6 +122,7 @@ export function parseOptions(
     'profile',
     'no-profile',
     'out',
+    'memory-rotation',
     'keep',
   ];
   for (const name of flags.keys()) {
@@ -181,6 +185,11 @@ export function parseOptions(
           return s as Section;
         })
     : [...ALL_SECTIONS];
+  const memoryRotationSeconds = positive(
+    '--memory-rotation',
+    flags.get('memory-rotation') ?? env.BENCH_MEMORY_ROTATION,
+    preset.memoryRotationSeconds,
+  );
   return {
     mode,
     rounds: Math.round(
@@ -208,8 +217,9 @@ export function parseOptions(
     mariadbUrl: env.BENCH_MARIADB_URL || 'mysql://root@127.0.0.1:3306',
     usersTokens: preset.usersTokens,
     memoryLogins: preset.memoryLogins,
-    memoryRotationSeconds: preset.memoryRotationSeconds,
-    memorySampleSeconds: preset.memorySampleSeconds,
+    memoryRotationSeconds,
+    // About a dozen readings whatever the length of the run.
+    memorySampleSeconds: Math.max(preset.memorySampleSeconds, memoryRotationSeconds / 12),
     profile: flags.has('no-profile')
       ? 'never'
       : flags.has('profile')

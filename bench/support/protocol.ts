@@ -15,6 +15,7 @@ export interface FixtureStats {
   heapUsed: number;
   rss: number;
   gcExposed: boolean;
+  /** How late the event loop ran a 5 ms timer, in ms (the interval minus the 5 ms). */
   eventLoopDelay: { p50: number; p99: number; max: number };
   /** Two-factor fixtures only: revoked `jti`s held by the revocation view. */
   revokedInView?: number;

@@ -144,7 +144,7 @@ function floodSection(report: BenchReport): string {
     ],
     ['guarded max (probe)', fmtMs(m((r) => r.idle.max)), fmtMs(m((r) => r.busy.max)), ''],
     [
-      'event-loop delay p99 (server, probe window)',
+      'event-loop delay p99 (server, probe window; how late a 5 ms timer ran)',
       fmtMs(m((r) => r.idleLoopDelayP99)),
       fmtMs(m((r) => r.busyLoopDelayP99)),
       '',
@@ -337,6 +337,9 @@ function usersSection(report: BenchReport): string {
   ].join('\n');
 }
 
+const WHAT_A_ROTATION_KEEPS =
+  "What a rotation keeps is rows in the database (the spent token's `revoked_at`, the new pair): it adds nothing to the revocation log, so the in-memory revocation view does not grow with rotations, and the verifier's cache of access tokens is capped (`revocation.verifiedCacheSize`, 10,000).";
+
 function memorySection(report: BenchReport): string {
   const m = report.memory!;
   const readings = [m.idle, m.afterLogins, ...m.samples];
@@ -361,7 +364,7 @@ function memorySection(report: BenchReport): string {
   return [
     '## Memory (sample app, SQLite)',
     '',
-    `The sample app as in the capacity section, on SQLite. RSS is VmRSS of /proc/<pid>/status; "V8 heap" is V8's committed heap (\`heapTotal\`), as it is at the reading; at the checkpoints the bench host then runs two full GCs (the app runs with \`--expose-gc\`; no GC is forced in between) and the heap in use and RSS are read again. Logins: ${m.logins > 0 ? `8 closed-loop clients until ${fmtInt(m.logins)} had succeeded, which took ${fmtNum(m.loginSeconds, 1)} s` : 'none'}. Then refresh rotations (8 clients chaining their refresh tokens, as in the capacity section) for ${fmtNum(m.rotationSeconds, 1)} s, RSS sampled every few seconds.`,
+    `The sample app as in the capacity section, on SQLite. RSS is VmRSS of /proc/<pid>/status; "V8 heap" is V8's committed heap (\`heapTotal\`), as it is at the reading; at the checkpoints the bench host then runs two full GCs (the app runs with \`--expose-gc\`; no GC is forced in between) and the heap in use and RSS are read again. Logins: ${m.logins > 0 ? `8 closed-loop clients until ${fmtInt(m.logins)} had succeeded, which took ${fmtNum(m.loginSeconds, 1)} s` : 'none'}. Then refresh rotations (8 clients chaining their refresh tokens, as in the capacity section) for ${fmtNum(m.rotationSeconds, 1)} s, RSS sampled about a dozen times along the run.`,
     '',
     table(
       ['checkpoint', 'at (s)', 'RSS', 'V8 heap', 'heap after GC', 'RSS after GC', 'rotations'],
@@ -370,7 +373,9 @@ function memorySection(report: BenchReport): string {
     '',
     `- ${fmtInt(m.rotations)} rotations at ${fmtNum(m.rotationRate, 0)}/s. Over the run: RSS ${delta(start.rss, end.rss)}, of which V8's committed heap ${delta(start.heapTotal, end.heapTotal)}; after full GCs, heap in use ${delta(start.heapUsed!, end.heapUsed!)} and RSS ${delta(start.rssAfterGc!, end.rssAfterGc!)}.`,
     `- Growth per 100,000 rotations: RSS as sampled **${fmtBytes(perRotation * 100_000)}** (least-squares slope over the samples of the run's second half, after its start-up transients); from the half-way checkpoint to the end, after full GCs: RSS **${fmtBytes(afterGcPerRotation * 100_000)}**, V8 heap in use (retained objects) **${fmtBytes(heapPerRotation * 100_000)}**.`,
-    `- An hour at the measured rate is ${fmtInt(hour)} rotations. **Projection, not a measurement:** along those lines an hour would add ${fmtBytes(perRotation * hour)} of RSS as sampled, ${fmtBytes(afterGcPerRotation * hour)} of RSS after GCs, ${fmtBytes(heapPerRotation * hour)} of retained heap. A straight line through ${fmtNum(m.rotationSeconds, 0)} s cannot tell a leak from V8 letting its heap grow until its next full collection (the "V8 heap" column), nor show a plateau that comes later: the heap after GC is the sign of retained objects. What a rotation keeps is rows in the database (the spent token's \`revoked_at\`, the new pair): it adds nothing to the revocation log, so the in-memory revocation view does not grow with rotations, and the verifier's cache of access tokens is capped (\`revocation.verifiedCacheSize\`, 10,000).`,
+    m.rotationSeconds >= 3600
+      ? `- **Measured over an hour of rotations** (${fmtNum(m.rotationSeconds / 60, 1)} min, \`--memory-rotation=${fmtNum(m.rotationSeconds, 0)}\`): RSS as sampled went ${delta(start.rss, end.rss)}, and after full GCs ${delta(start.rssAfterGc!, end.rssAfterGc!)}, with the heap in use ${delta(start.heapUsed!, end.heapUsed!)}. ${WHAT_A_ROTATION_KEEPS}`
+      : `- An hour at the measured rate is ${fmtInt(hour)} rotations. **Projection, not a measurement** (\`npm run bench -- --only=memory --memory-rotation=3600\` measures it): along those lines an hour would add ${fmtBytes(perRotation * hour)} of RSS as sampled, ${fmtBytes(afterGcPerRotation * hour)} of RSS after GCs, ${fmtBytes(heapPerRotation * hour)} of retained heap. A straight line through ${fmtNum(m.rotationSeconds, 0)} s cannot tell a leak from V8 letting its heap grow until its next full collection (the "V8 heap" column), nor show a plateau that comes later: the heap after GC is the sign of retained objects. ${WHAT_A_ROTATION_KEEPS}`,
   ].join('\n');
 }
 
