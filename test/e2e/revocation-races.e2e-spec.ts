@@ -16,9 +16,11 @@ import {
   logIn,
   signUp,
   startSampleApp,
+  SUITE_ISSUER,
   type RunningApp,
   type SuiteEnvironment,
 } from '../support/sample-app.harness.js';
+import { revocationChannel } from '../../lib/core/revocation/revocation-view.service.js';
 import {
   expectNoViolations,
   holdsWithin,
@@ -244,7 +246,7 @@ describe.each(twoInstanceSetups)('revocation races on %s, two instances, %s', (k
         const [, count] = (await client.call(
           'PUBSUB',
           'NUMSUB',
-          'nestjs-rest-2fa:revocations',
+          revocationChannel(SUITE_ISSUER),
         )) as [string, number];
         expect(Number(count)).toBeGreaterThanOrEqual(2);
       } finally {

@@ -1,11 +1,12 @@
 import { randomInt } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { REVOCATION_CHANNEL } from '../../lib/core/revocation/revocation-view.service.js';
+import { revocationChannel } from '../../lib/core/revocation/revocation-view.service.js';
 import { PrivateRedisServer } from '../support/redis-server.js';
 import {
   createSuiteEnvironment,
   signUp,
   startSampleApp,
+  SUITE_ISSUER,
   type RunningApp,
   type SuiteEnvironment,
 } from '../support/sample-app.harness.js';
@@ -38,6 +39,9 @@ const CLIENT_IP = randomClientIp();
 function randomClientIp(): string {
   return `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
 }
+
+/** The channel the suites' instances (issuer `SUITE_ISSUER`) publish and hear revocations on. */
+const CHANNEL = revocationChannel(SUITE_ISSUER);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -114,12 +118,16 @@ async function eventually(what: string, check: () => Promise<boolean>, timeoutMs
  * an instance that refuses the token afterwards can only have learnt it by pub/sub (its
  * database poll finds nothing). Returns the number of subscribers that received it.
  */
-async function revokeByPubSubOnly(redisUrl: string, token: string): Promise<number> {
+async function revokeByPubSubOnly(
+  redisUrl: string,
+  token: string,
+  channel = CHANNEL,
+): Promise<number> {
   const { jti, exp } = claimsOf(token);
   const client = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
   try {
     return await client.publish(
-      REVOCATION_CHANNEL,
+      channel,
       JSON.stringify({ from: 'two-instances.e2e-spec', tokens: [[jti, exp]], accounts: [] }),
     );
   } finally {
@@ -142,12 +150,12 @@ async function listenToRevocations(redisUrl: string) {
   client.on('error', () => undefined);
   const messages: string[] = [];
   client.on('message', (_channel: string, message: string) => messages.push(message));
-  await client.subscribe(REVOCATION_CHANNEL);
+  await client.subscribe(CHANNEL);
   return {
     /** Resolves once a message naming `jti` arrived (fails after 1 s). */
     async expectJti(jti: string) {
       await eventually(
-        `a message naming ${jti} on ${REVOCATION_CHANNEL}`,
+        `a message naming ${jti} on ${CHANNEL}`,
         async () => messages.some((m) => m.includes(jti)),
         PUB_SUB_BOUND_MS,
       );
@@ -398,13 +406,10 @@ withPostgresAndRedis('two instances when Redis goes away and comes back', () => 
     return { status: res.status, details: res.body.details as Record<string, { status: string }> };
   }
 
-  async function subscribers(): Promise<number> {
+  async function subscribers(channel = CHANNEL): Promise<number> {
     const client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
     try {
-      const [, count] = (await client.call('PUBSUB', 'NUMSUB', REVOCATION_CHANNEL)) as [
-        string,
-        number,
-      ];
+      const [, count] = (await client.call('PUBSUB', 'NUMSUB', channel)) as [string, number];
       return Number(count);
     } finally {
       client.disconnect();
@@ -437,6 +442,19 @@ withPostgresAndRedis('two instances when Redis goes away and comes back', () => 
       PUB_SUB_BOUND_MS,
     );
     await expectNotRevokedInDatabase(b, access_token);
+  });
+
+  it("does not hear the revocations of another issuer's application on the same Redis", async () => {
+    const other = revocationChannel('https://another-app.test');
+    expect(await subscribers(other)).toBe(0);
+    const account = await signUp(a);
+    const { access_token } = await logInAt(a, account);
+    // Another application sharing the Redis server revokes a token with the same jti (or an
+    // account with the same id): it publishes on its own channel, which neither instance hears.
+    expect(await revokeByPubSubOnly(redis.url, access_token, other)).toBe(0);
+    await sleep(POLL_BOUND_MS);
+    expect(await meStatus(b, access_token)).toBe(200);
+    expect(await meStatus(a, access_token)).toBe(200);
   });
 
   it('keeps logging in, guarding and revoking on the database alone while Redis is down', async () => {

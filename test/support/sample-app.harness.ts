@@ -42,6 +42,9 @@ export async function startSampleApp(
   };
 }
 
+/** The `JWT_ISSUER` of every suite environment. */
+export const SUITE_ISSUER = 'https://issuer.test';
+
 /** A fresh database and key file for one suite, and the env that points the app at them. */
 export interface SuiteEnvironment {
   database: TestDatabase;
@@ -64,7 +67,7 @@ export async function createSuiteEnvironment(
       DATABASE_URL: database.url,
       JWT_KEYS_FILE: keysFile,
       DATA_DIR: dir,
-      JWT_ISSUER: 'https://issuer.test',
+      JWT_ISSUER: SUITE_ISSUER,
       THROTTLE_LIMIT: '100000',
       ...extraEnv,
     },

@@ -10,8 +10,15 @@ import { RevocationLog, type RevocationEvent } from './revocation-log.service.js
 
 export type { RevocationEvent } from './revocation-log.service.js';
 
-/** The Redis pub/sub channel revocations travel on (its messages are a wire format). */
-export const REVOCATION_CHANNEL = 'nestjs-rest-2fa:revocations';
+/**
+ * The Redis pub/sub channel revocations of `issuer`'s tokens travel on (its messages are a wire
+ * format). One per issuer, as the throttling counters and DPoP replay records are: applications
+ * that share a Redis server never apply each other's revocations (an account cut-off names an
+ * account id, which two applications may both have).
+ */
+export function revocationChannel(issuer: string): string {
+  return `nestjs-rest-2fa:revocations:${issuer}`;
+}
 /**
  * Each poll re-reads this much (database clock) before its cursor: a revocation whose write
  * commits up to this long after its stamp (a slow transaction) is still seen.
@@ -39,6 +46,7 @@ const MAX_RECONNECT_DELAY_MS = 2000;
 export class RevocationView implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('TwoFactorAuth');
   private readonly instanceId = randomUUID();
+  private readonly channel: string;
   private readonly revoked = new Map<string, number>();
   private readonly validAfter = new Map<string, [after: number, horizon: number]>();
   /** Database clock (ms) at the start of the last successful poll; 0 before the first. */
@@ -54,7 +62,9 @@ export class RevocationView implements OnModuleInit, OnApplicationShutdown {
     private readonly log: RevocationLog,
     @InjectTwoFactorOptions() private readonly options: ResolvedTwoFactorAuthOptions,
     @InjectTwoFactorRedis() private readonly redis: TwoFactorRedisClient | null,
-  ) {}
+  ) {
+    this.channel = revocationChannel(options.issuer);
+  }
 
   async onModuleInit(): Promise<void> {
     await this.sync().catch(() => undefined);
@@ -98,7 +108,7 @@ export class RevocationView implements OnModuleInit, OnApplicationShutdown {
     if (!this.redis) return;
     const message = JSON.stringify({ from: this.instanceId, ...event });
     try {
-      await withTimeout(this.redis.publish(REVOCATION_CHANNEL, message), PUBLISH_TIMEOUT_MS);
+      await withTimeout(this.redis.publish(this.channel, message), PUBLISH_TIMEOUT_MS);
       if (this.publishFailing) {
         this.publishFailing = false;
         this.logger.log('Redis publish works again');
@@ -182,7 +192,7 @@ export class RevocationView implements OnModuleInit, OnApplicationShutdown {
       connectedBefore = true;
     });
     // Sending SUBSCRIBE opens the connection; it stays queued until Redis answers.
-    const subscribed = subscriber.subscribe(REVOCATION_CHANNEL);
+    const subscribed = subscriber.subscribe(this.channel);
     subscribed.catch(() => undefined);
     try {
       await withTimeout(subscribed, SUBSCRIBE_WAIT_MS);
