@@ -68,6 +68,9 @@ export async function createApp(
       reviver: refuseObjectPrototypeKeys,
     });
     expressApp.disable('x-powered-by');
+    // No ETag: Express hashes every body it sends for one, and these answers are per-account
+    // JSON, the token ones `no-store`, never revalidated (Fastify sends none either).
+    expressApp.set('etag', false);
     if (config.trustProxy) expressApp.set('trust proxy', trustProxySetting(config.trustProxy));
     app = expressApp;
   }

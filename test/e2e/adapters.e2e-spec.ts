@@ -113,5 +113,6 @@ describe.each(['express', 'fastify'])('HTTP adapter %s', (adapter) => {
     const health = await running.http().get('/health').expect(200);
     expect(health.headers['x-content-type-options']).toBe('nosniff');
     expect(health.headers['x-powered-by']).toBeUndefined();
+    expect(health.headers.etag).toBeUndefined();
   });
 });
