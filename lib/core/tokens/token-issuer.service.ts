@@ -84,7 +84,9 @@ interface RecordSpec {
  * then reads its family and the account's token epoch; a logout (family) or revoke-all (epoch)
  * writes its mark first, then revokes the rows (see `TokenRevoker`). Whichever order the
  * database sees, either the revocation finds the new rows, or the issuer sees the mark and
- * withdraws them: once a revocation has answered, no token it covers works, on any instance.
+ * withdraws them: once a revocation has answered, no token it covers refreshes, on any instance.
+ * Access tokens are refused at once by the instance that revoked them, and by the others as
+ * their `RevocationView` learns of it (Redis at once, the database poll within `syncInterval`).
  */
 @Injectable()
 export class TokenIssuer implements OnApplicationShutdown {
