@@ -62,6 +62,21 @@ export interface CapacityDatabase {
   /** CPU time of the load generator (the bench runner's process) during each run, seconds. */
   loginsClientCpu?: number;
   refreshesClientCpu?: number;
+  /**
+   * The refresh load again with more clients (`capacityMoreClients`), each run with its CPU:
+   * where the app's capacity is (`refreshCapacity`).
+   */
+  refreshSweep?: RefreshLoad[];
+}
+
+/** One refresh load of the capacity sweep. */
+export interface RefreshLoad {
+  clients: number;
+  result: LoadResult;
+  /** CPU time of the app's threads during the run, seconds. */
+  cpu: ThreadCpu;
+  /** CPU time of the load generator during the run, seconds. */
+  clientCpu: number;
 }
 
 /** argon2 `verify` at the module's default parameters, in a process of its own. */

@@ -95,6 +95,11 @@ describe('npm run bench (smoke mode)', () => {
     expect(output).toMatch(
       /\| SQLite, refreshes +\|( +[\d,]+ \|){4} +\d+ % \| +[\d,]+ \| +[\d,]+ \|/,
     );
+    // The refresh load again with 16 and 32 clients; one load per database is its capacity.
+    expect(output).toMatch(/\| SQLite +\| +32 \| +[\d.]+ \| +[\d.]+ \|/);
+    expect(output).toMatch(/\| SQLite \(Fastify\) +\| +16 \| +[\d.]+ \| +[\d.]+ \|/);
+    expect(output.match(/\| SQLite +\| +\d+ \|.*\*\*capacity\*\* \|/g)?.length).toBe(1);
+    expect(output.match(/\| SQLite \(Fastify\) +\| +\d+ \|.*\*\*capacity\*\* \|/g)?.length).toBe(1);
     expect(output).toMatch(/Cost of first sight: \*\*-?[\d.]+ µs per request/);
     expect(output).toMatch(/\| end of the rotation run +\| +[\d.]+ \| +[\d.]+ MiB \|/);
     expect(output).toMatch(/\| ES256 +\| +[\d,]+ \| +[\d,]+ \|/);
