@@ -434,7 +434,9 @@ export function capacityTargets(report: BenchReport): Target[] {
         ? ` (CPU-bound here: a refresh takes ${fmtInt(app * 1e6)} µs of CPU in the app and ${fmtInt(client * 1e6)} µs in the load generator on the same cores, so ${vcpus} vCPUs fit at most ${fmtNum(bound, 0)}/s per vCPU)`
         : loopBound < REFRESHES_PER_VCPU_TARGET
           ? ` (event-loop-bound: the app's one event loop spends ${fmtInt(loop * 1e6)} µs per refresh, so it serves at most ${fmtNum(loopBound * vcpus, 0)}/s, ${fmtNum(loopBound, 0)} per vCPU on ${vcpus} vCPUs; the cores could give ${fmtNum(bound, 0)} per vCPU to a second event loop, but not on one SQLite file: see docs/DECISIONS.md)`
-          : '';
+          : refreshes < REFRESHES_PER_VCPU_TARGET
+            ? ` (no CPU is full: the event loop worked ${fmtNum(100 * loop * at.result.rps, 0)} % of the time and the app used ${fmtNum((100 * app * at.result.rps) / vcpus, 0)} % of the machine; a refresh spends the rest of its time handed between the app's threads (thread pool, SQLite writer): see docs/DECISIONS.md, "Refresh capacity")`
+            : '';
     targets.push({
       id: d.adapter === 'express' ? 'capacity-refreshes' : 'capacity-refreshes-fastify',
       name: `refreshes/s per vCPU at capacity (SQLite, ${adapter}: ${at.clients} clients, p99 ${fmtMs(at.result.p99)} ≤ ${CAPACITY_P99_MS} ms)${named}`,
