@@ -21,7 +21,7 @@ import type {
   RefreshLoad,
   Target,
 } from '../support/results.js';
-import { cpuBetween, SampleApp, type Credentials } from '../support/sample-app.js';
+import { cpuBetween, SampleApp, type Credentials, type ThreadCpu } from '../support/sample-app.js';
 import { fmtInt, fmtMs, fmtNum, fmtRatio } from '../support/stats.js';
 
 const HASHING = new URL('../hashing.js', import.meta.url);
@@ -131,6 +131,17 @@ function clientCpuSince(from: NodeJS.CpuUsage): number {
   return (used.user + used.system) / 1e6;
 }
 
+/** One measured run of a load: its answers, the app's CPU and the load generator's. */
+async function measuredRun(
+  app: SampleApp,
+  run: () => Promise<LoadResult>,
+): Promise<{ result: LoadResult; cpu: ThreadCpu; clientCpu: number }> {
+  const cpu = app.cpu();
+  const clientCpu = process.cpuUsage();
+  const result = await run();
+  return { result, clientCpu: clientCpuSince(clientCpu), cpu: cpuBetween(cpu, app.cpu()) };
+}
+
 /**
  * Logins, then refreshes, on one running app: a warm-up of each, then the measured run; with
  * `sweep`, refreshes again with each of `capacityMoreClients` clients.
@@ -146,22 +157,20 @@ async function measureApp(
   if (loads.logins) {
     await loginLoad(app, accounts, options.capacityWarmup);
     await onWindow?.('POST /auth/token', 'start');
-    const cpu = app.cpu();
-    const clientCpu = process.cpuUsage();
-    result.logins = await loginLoad(app, accounts, options.capacityDuration);
-    result.loginsClientCpu = clientCpuSince(clientCpu);
-    result.loginsCpu = cpuBetween(cpu, app.cpu());
+    const run = await measuredRun(app, () => loginLoad(app, accounts, options.capacityDuration));
+    result.logins = run.result;
+    result.loginsCpu = run.cpu;
+    result.loginsClientCpu = run.clientCpu;
     await onWindow?.('POST /auth/token', 'end', result.logins.requests);
   }
   if (loads.refreshes) {
     const chains = await refreshChains(app, accounts);
     await chains.run(options.capacityWarmup);
     await onWindow?.('POST /auth/refresh', 'start');
-    const cpu = app.cpu();
-    const clientCpu = process.cpuUsage();
-    result.refreshes = await chains.run(options.capacityDuration);
-    result.refreshesClientCpu = clientCpuSince(clientCpu);
-    result.refreshesCpu = cpuBetween(cpu, app.cpu());
+    const run = await measuredRun(app, () => chains.run(options.capacityDuration));
+    result.refreshes = run.result;
+    result.refreshesCpu = run.cpu;
+    result.refreshesClientCpu = run.clientCpu;
     await onWindow?.('POST /auth/refresh', 'end', result.refreshes.requests);
     if (loads.sweep) result.refreshSweep = await refreshSweep(app, accounts, options);
     // The same route refusing a token at its signature: the stack's ceiling, no database. A
@@ -203,14 +212,9 @@ async function refreshSweep(
       Array.from({ length: clients }, (_, i) => accounts[i % accounts.length]),
     );
     await chains.run(options.capacityWarmup);
-    const cpu = app.cpu();
-    const clientCpu = process.cpuUsage();
-    const result = await chains.run(options.capacityDuration);
     loads.push({
       clients,
-      result,
-      cpu: cpuBetween(cpu, app.cpu()),
-      clientCpu: clientCpuSince(clientCpu),
+      ...(await measuredRun(app, () => chains.run(options.capacityDuration))),
     });
   }
   return loads;
@@ -376,10 +380,20 @@ export async function runCapacity(dir: string, options: BenchOptions, report: Be
 export function cpuBoundPerVcpu(d: CapacityDatabase, load: 'logins' | 'refreshes'): number {
   const result = d[load];
   const cpu = d[`${load}Cpu`];
-  const client = d[`${load}ClientCpu`];
-  if (!result || !cpu || client === undefined || result.requests === 0) return Infinity;
-  const perRequest = (cpu.eventLoop + cpu.niced + cpu.other + client) / result.requests;
-  return 1 / perRequest;
+  const clientCpu = d[`${load}ClientCpu`];
+  if (!result || !cpu || clientCpu === undefined || result.requests === 0) return Infinity;
+  const { app, client } = cpuPerRequest({ result, cpu, clientCpu });
+  return 1 / (app + client);
+}
+
+/** CPU seconds per request of a measured run: the app's (every thread) and the load generator's. */
+export function cpuPerRequest(run: Pick<RefreshLoad, 'result' | 'cpu' | 'clientCpu'>) {
+  const { result, cpu, clientCpu } = run;
+  return {
+    loop: cpu.eventLoop / result.requests,
+    app: (cpu.eventLoop + cpu.niced + cpu.other) / result.requests,
+    client: clientCpu / result.requests,
+  };
 }
 
 export function capacityTargets(report: BenchReport): Target[] {
@@ -421,13 +435,10 @@ export function capacityTargets(report: BenchReport): Target[] {
     const at = d && refreshCapacity(d, capacity.clients);
     if (!d || !at) continue;
     const refreshes = at.result.rps / vcpus;
-    const perRequest = (seconds: number) => seconds / at.result.requests;
-    const client = perRequest(at.clientCpu);
-    const app = perRequest(at.cpu.eventLoop + at.cpu.niced + at.cpu.other);
+    // One process: its event loop serves every request, whatever the other cores could do.
+    const { loop, app, client } = cpuPerRequest(at);
     const bound = 1 / (app + client);
     const adapter = d.adapter === 'express' ? 'Express' : 'Fastify';
-    // One process: its event loop serves every request, whatever the other cores could do.
-    const loop = perRequest(at.cpu.eventLoop);
     const loopBound = loop > 0 ? 1 / loop / vcpus : Infinity;
     const named =
       bound < REFRESHES_PER_VCPU_TARGET

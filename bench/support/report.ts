@@ -252,6 +252,9 @@ function capacitySection(report: BenchReport): string {
         ];
       }),
   );
+  const moreClients = [
+    ...new Set(c.databases.flatMap((d) => (d.refreshSweep ?? []).map((l) => l.clients))),
+  ].join(', ');
   const sweepRows = c.databases.flatMap((d) => {
     const best = refreshCapacity(d, c.clients);
     return refreshLoads(d, c.clients).map((l) => {
@@ -297,7 +300,7 @@ function capacitySection(report: BenchReport): string {
     '',
     ...skipped,
     '',
-    `**Refreshes at capacity.** ${c.clients} clients each waiting for its answer leave the app idle part of the time: a refresh also waits for the thread pool (its signature check) and the SQLite writer thread (its group commit), so more requests must be in flight to keep the event loop busy. The refresh load therefore runs again with ${c.clients === 8 ? '16 and 32' : 'more'} clients (the chains share the ${c.clients} accounts, each chain a login of its own), same warm-up and duration. The app's capacity is the most refreshes/s among the loads whose p99 stays within ${CAPACITY_P99_MS} ms (a client refreshes in the background, once per access token; ${CAPACITY_P99_MS} ms is far below what a user notices): the refresh targets are read there. The table above keeps the ${c.clients}-client figures, comparable with runs from before the sweep.`,
+    `**Refreshes at capacity.** ${c.clients} clients each waiting for its answer leave the app idle part of the time: a refresh also waits for the thread pool (its signature check) and the SQLite writer thread (its group commit), so more requests must be in flight to keep the event loop busy. The refresh load therefore runs again with ${moreClients} clients (the chains share the ${c.clients} accounts, each chain a login of its own), same warm-up and duration. The app's capacity is the most refreshes/s among the loads whose p99 stays within ${CAPACITY_P99_MS} ms (a client refreshes in the background, once per access token; ${CAPACITY_P99_MS} ms is far below what a user notices): the refresh targets are read there. The table above keeps the ${c.clients}-client figures, comparable with runs from before the sweep.`,
     '',
     table(
       [
