@@ -4,6 +4,7 @@ import {
   refreshCapacity,
 } from '../../bench/sections/capacity.js';
 import type { LoadResult } from '../../bench/support/load.js';
+import { capacitySection } from '../../bench/support/report.js';
 import type { BenchReport, CapacityDatabase } from '../../bench/support/results.js';
 
 const load = (rps: number, p99: number): LoadResult => ({
@@ -77,5 +78,23 @@ describe('bench capacity: refreshes read at capacity', () => {
     const fastify = targets.find((t) => t.id === 'capacity-refreshes-fastify')!;
     expect(fastify.value).toBe(975);
     expect(fastify.pass).toBe(false);
+  });
+
+  it('marks exactly one load per database as its capacity in the report, the base load included', () => {
+    // The base (8-client) load is the capacity when more clients only add latency: the mark
+    // must not depend on which list object the row came from.
+    const text = capacitySection(
+      report([
+        sqlite(load(1700, 12), [{ clients: 32, result: load(1600, CAPACITY_P99_MS + 5) }]),
+        sqlite(load(1900, 12), [{ clients: 32, result: load(2300, 30) }], 'fastify'),
+      ]),
+    );
+    const marked = (label: string) =>
+      text
+        .split('\n')
+        .filter((line) => line.split('|')[1]?.trim() === label && line.includes('**capacity**'));
+    expect(marked('SQLite').map((line) => line.split('|')[2].trim())).toEqual(['8']);
+    expect(marked('SQLite (Fastify)').map((line) => line.split('|')[2].trim())).toEqual(['32']);
+    expect(text).toMatch(/\| SQLite +\| +32 \|.*p99 too high/);
   });
 });
