@@ -9,7 +9,7 @@ import { EventEmitterModule, OnEvent } from '@nestjs/event-emitter';
 import { Test } from '@nestjs/testing';
 import { getDataSourceToken, TypeOrmModule, type TypeOrmModuleOptions } from '@nestjs/typeorm';
 import request from 'supertest';
-import type { DataSource } from 'typeorm';
+import { DataSource } from 'typeorm';
 import {
   TWO_FACTOR_AUTH_ENTITIES,
   TWO_FACTOR_AUTH_MIGRATIONS,
@@ -67,6 +67,10 @@ export async function createModuleFixture(
 ): Promise<ModuleFixture> {
   const database = await createTestDatabase(kind);
   const events: CapturedEvent[] = [];
+  // The connection as it starts, so that a module that fails to compile (a test of a refused
+  // injection) can close it before its database goes: Nest goes on resolving the other
+  // providers after the first error, and TypeORM would reopen a dropped SQLite directory.
+  let connecting: Promise<DataSource> | undefined;
 
   class EventSink {
     @OnEvent('two-factor.**')
@@ -77,7 +81,10 @@ export async function createModuleFixture(
 
   @Module({
     imports: [
-      TypeOrmModule.forRoot(typeOrmOptionsFor(database)),
+      TypeOrmModule.forRootAsync({
+        useFactory: () => typeOrmOptionsFor(database),
+        dataSourceFactory: (options) => (connecting = new DataSource(options!).initialize()),
+      }),
       EventEmitterModule.forRoot({ wildcard: true, delimiter: '.' }),
       ...(app.imports ?? []),
       TwoFactorAuthModule.forRoot({
@@ -98,6 +105,10 @@ export async function createModuleFixture(
     nest = moduleRef.createNestApplication({ logger: false });
     await nest.listen(0, '127.0.0.1');
   } catch (error) {
+    await connecting?.then(
+      (dataSource) => dataSource.destroy(),
+      () => undefined,
+    );
     await database.drop();
     throw error;
   }
