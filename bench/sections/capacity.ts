@@ -450,7 +450,7 @@ export function capacityTargets(report: BenchReport): Target[] {
             : '';
     targets.push({
       id: d.adapter === 'express' ? 'capacity-refreshes' : 'capacity-refreshes-fastify',
-      name: `refreshes/s per vCPU at capacity (SQLite, ${adapter}: ${at.clients} clients, p99 ${fmtMs(at.result.p99)} ≤ ${CAPACITY_P99_MS} ms)${named}`,
+      name: `refreshes/s per vCPU at capacity (SQLite, ${adapter}: ${at.clients} clients, p99 ${fmtMs(at.result.p99)} ${at.result.p99 <= CAPACITY_P99_MS ? `≤ ${CAPACITY_P99_MS} ms` : `: no load kept its p99 within ${CAPACITY_P99_MS} ms`})${named}`,
       goal: `≥ ${fmtInt(REFRESHES_PER_VCPU_TARGET)}`,
       value: refreshes,
       display: fmtNum(refreshes, 1),
