@@ -165,6 +165,27 @@ describe('KeyRing.fromJwks start-up errors', () => {
     expect(ring.keys.map((k) => k.kid)).toEqual(['signer', 'public']);
   });
 
+  it.each(['ES256', 'ES384', 'EdDSA', 'RS256', 'PS256'] as const)(
+    'refuses an %s key whose private part belongs to another key pair',
+    (alg) => {
+      const own = keyFor(alg, 'mixed') as Record<string, unknown>;
+      const other = (
+        alg.startsWith('RS') || alg.startsWith('PS')
+          ? generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' })
+          : keyFor(alg, 'other')
+      ) as Record<string, unknown>;
+      const privates = ['d', 'p', 'q', 'dp', 'dq', 'qi'].filter((m) => m in other);
+      const mixed = { ...own };
+      for (const member of privates) mixed[member] = other[member];
+      const error = startUpError([mixed as TwoFactorJwk]);
+      expect(error.option).toBe('keys[0]');
+      expect(error.message).toMatch(/does not belong to its public part/);
+      expect(error.message).not.toContain(String(other.d));
+      // The key's own pair is accepted.
+      expect(KeyRing.fromJwks([own as TwoFactorJwk]).signer.kid).toBe('mixed');
+    },
+  );
+
   it('refuses an empty key list with a start-up error, not a TypeError', () => {
     expect(startUpError([]).option).toBe('keys');
   });

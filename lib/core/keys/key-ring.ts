@@ -105,6 +105,13 @@ function importKey(jwk: TwoFactorJwk, index: number): RingKey {
   } catch {
     throw keyError(index, `(kid "${kid}") is not a valid ${String(kty)} JWK.`);
   }
+  if (signingKey && !isKeyPair(jwk, alg, signingKey)) {
+    // Else every login would answer 200 with a token that nobody, this app included, can verify.
+    throw keyError(
+      index,
+      `(kid "${kid}") has a private part ("d") that does not belong to its public part; export the key pair again.`,
+    );
+  }
   if (spec.family === 'RSA' || spec.family === 'RSA-PSS') {
     const bits = verifyingKey.asymmetricKeyDetails?.modulusLength ?? 0;
     if (bits < 2048) {
@@ -118,6 +125,22 @@ function importKey(jwk: TwoFactorJwk, index: number): RingKey {
   for (const member of PRIVATE_MEMBERS) delete exported[member];
   const publicJwk = { ...exported, kid, alg, use: 'sig' };
   return { kid, alg, signingKey, verifyingKey, publicJwk };
+}
+
+/**
+ * Whether the private key signs what the JWK's own public members verify: a file whose `d`
+ * (or RSA primes) come from another key pair imports without error otherwise.
+ */
+function isKeyPair(jwk: TwoFactorJwk, alg: TwoFactorJwsAlgorithm, signingKey: KeyObject): boolean {
+  const probe = 'nestjs-rest-2fa: key pair check';
+  try {
+    const members = { ...(jwk as Record<string, unknown>) };
+    for (const member of PRIVATE_MEMBERS) delete members[member];
+    const publicKey = createPublicKey({ key: members as never, format: 'jwk' });
+    return verifyInput(alg, publicKey, probe, signInput(alg, signingKey, probe));
+  } catch {
+    return false;
+  }
 }
 
 /**
