@@ -20,6 +20,10 @@ describe('sample app start-up checks', () => {
   it.each([
     ['PORT', 'not-a-port'],
     ['ACCESS_TOKEN_TTL', '-5'],
+    // Decimal digits only, not whatever Number() takes.
+    ['ACCESS_TOKEN_TTL', '0x100'],
+    ['REFRESH_TOKEN_TTL', '1e5'],
+    ['LOCKOUT_SECONDS', ' 900 '],
     ['DATABASE_URL', 'oracle://somewhere'],
     ['LOCKOUT_MAX_ATTEMPTS', 'many'],
     ['THROTTLE_TTL', '1.5'],

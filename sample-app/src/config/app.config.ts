@@ -17,8 +17,16 @@ import { TWO_FACTOR_AUTH_BOUNDS } from 'nestjs-rest-2fa';
 import { DEFAULT_DATA_DIR } from './paths.js';
 import { parseTrustProxy, type TrustProxy } from './trust-proxy.js';
 
+/**
+ * Decimal digits only: `Number()` alone would take `0x100`, `1e3`, `0b11` or ` 900 ` as
+ * numbers. Anything else stays a string, which `IsInt` then refuses, naming the variable.
+ */
 const toInt = ({ value }: { value: unknown }) =>
-  value === undefined || value === '' ? undefined : Number(value);
+  value === undefined || value === ''
+    ? undefined
+    : typeof value === 'string' && /^-?\d{1,15}$/.test(value)
+      ? Number(value)
+      : value;
 
 /** The module's own bounds, so that a variable and the option it sets never disagree. */
 const B = TWO_FACTOR_AUTH_BOUNDS;
