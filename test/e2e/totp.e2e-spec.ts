@@ -159,6 +159,31 @@ describe.each(setups())('TOTP second factor on %s with %s', (kind, adapter) => {
       .expect(200);
   });
 
+  it('answers parallel starts of one enrolment 200, never 5xx; the secret of exactly one confirms', async () => {
+    const account = await signUp(running);
+    const { access_token } = await logIn(running, account);
+    const auth = { Authorization: `Bearer ${access_token}` };
+    const starts = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        running
+          .http()
+          .post('/me/totp')
+          .set(auth)
+          .send({ password: account.password, secretKey: account.secretKey }),
+      ),
+    );
+    expect(starts.map((r) => r.status)).toEqual(starts.map(() => 200));
+    const step = await freshStep();
+    const confirms: number[] = [];
+    for (const started of starts) {
+      const otp = totpAt(base32Decode(started.body.secret), step - 1);
+      confirms.push((await running.http().post('/me/totp/confirm').set(auth).send({ otp })).status);
+      if (confirms.at(-1) === 200) break;
+    }
+    expect(confirms.filter((s) => s === 200)).toHaveLength(1);
+    expect(confirms.every((s) => s === 200 || s === 401)).toBe(true);
+  });
+
   it('lets at most one of several concurrent logins use the same code', async () => {
     const { account, secret, step } = await enrol();
     const otp = totpAt(secret, step);

@@ -21,6 +21,7 @@ import { TotpCipher } from '../../core/totp/totp-cipher.js';
 import { TotpCredential } from '../../core/totp/totp-credential.entity.js';
 import { ConflictError, NotFoundError } from '../../core/errors.js';
 import { retryOnConflict } from '../../core/database/conflict-retry.js';
+import { isUniqueViolation } from '../../core/database/dialect.js';
 import { num, RawQuery, str } from '../../core/database/raw-query.js';
 
 /**
@@ -93,16 +94,40 @@ export class TotpService {
     if (account.secondFactor === 'totp') throw new ConflictError('TOTP is already enabled');
     const secret = new Secret({ size: 20 });
     const { keyId, ciphertext } = this.cipher!.encrypt(secret.base32, accountId);
-    await this.credentials.delete({ accountId });
-    await this.credentials.insert({
+    const pending = {
       id: randomUUID(),
       accountId,
       secretCiphertext: ciphertext,
       keyId,
-      status: 'pending',
+      status: 'pending' as const,
       lastUsedStep: 0,
       createdAt: Date.now(),
-    });
+    };
+    const { id, secretCiphertext, lastUsedStep, createdAt } = pending;
+    for (let attempt = 1; ; attempt++) {
+      // A pending enrolment is replaced in place, a new id with it (a confirmation in flight
+      // for the old secret then finds nothing to spend); an active secret is never touched.
+      const replaced = await retryOnConflict(() =>
+        this.credentials.update(
+          { accountId, status: 'pending' },
+          { id, secretCiphertext, keyId, lastUsedStep, createdAt },
+        ),
+      );
+      if (replaced.affected) break;
+      try {
+        await retryOnConflict(() => this.credentials.insert(pending));
+        break;
+      } catch (error) {
+        // The account has a row again: a confirmation won (TOTP is now on), or a parallel
+        // start inserted its secret first, which the next round replaces, as a second start
+        // one after the other would.
+        if (!isUniqueViolation(error)) throw error;
+        if (await this.credentials.exists({ where: { accountId, status: 'active' } })) {
+          throw new ConflictError('TOTP is already enabled');
+        }
+        if (attempt >= 5) throw error;
+      }
+    }
     const otpauthUri = this.generator(secret, account.username, totp).toString();
     return { secret: secret.base32, otpauthUri };
   }
