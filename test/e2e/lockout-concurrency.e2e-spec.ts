@@ -2,7 +2,8 @@
  * The lockout under bursts of parallel guesses (LOCKOUT_MAX_ATTEMPTS=3): a place is taken in
  * SQL before any hash, so however many guesses arrive at once, at most three wrong ones are
  * evaluated per window, the rest answer 429, and the burst leaves the account locked. A right
- * guess inside a burst may win only within the allowance and never lifts the lock. Guesses
+ * guess inside a burst may win only within the allowance and never lifts the lock. A burst of
+ * right logins takes turns at the places: every one succeeds and nothing locks. Guesses
  * against a re-authentication route count toward the same lock.
  *
  * Runs on every available database with one instance, and for PostgreSQL and MariaDB also with
@@ -111,6 +112,22 @@ describe.each(configurations)('lockout under concurrency on %s, %s', (kind, mode
         `${counts[401]} wrong passwords evaluated (401): ${JSON.stringify(counts)}`,
       );
       await checkLocked(check, account, at(round + 1));
+      return violations;
+    });
+    expectNoViolations(report);
+  }, 60_000);
+
+  it(`answers all of ${BURST} parallel right logins 200 and leaves the account open (${ROUNDS} rounds)`, async () => {
+    const report = await runTrials(ROUNDS, async (round) => {
+      const { check, violations } = violationCollector();
+      const account = await signUp(a);
+      const responses = await burst(BURST, (i) => login(at(i), account));
+      const counts = tally(responses.map((r) => r.status));
+      check((counts[200] ?? 0) === BURST, `statuses: ${JSON.stringify(counts)}`);
+      const jtis = new Set(responses.map((r) => r.body.access_token?.split('.')[1]));
+      check(jtis.size === BURST, `${jtis.size} distinct access tokens of ${BURST}`);
+      const after = await login(at(round + 1), account);
+      check(after.status === 200, `the right password afterwards answered ${after.status}`);
       return violations;
     });
     expectNoViolations(report);

@@ -80,8 +80,26 @@ describe.each(databases())('LockoutService on %s', (kind) => {
         ...Array.from({ length: 9 }, () => outcome(lockout.attempt(user, guess(false)))),
         outcome(lockout.attempt(user, guess(true, 60))),
       ]);
-      expect(answers.filter((a) => a === 401).length).toBeLessThanOrEqual(MAX_ATTEMPTS);
+      // A success forgets the failures before it (fewer than the limit): at most the limit
+      // after it, so at most 2 × limit − 1 wrong guesses evaluated around one success.
+      expect(answers.filter((a) => a === 401).length).toBeLessThanOrEqual(2 * MAX_ATTEMPTS - 1);
       expect(await outcome(lockout.attempt(user, guess(true)))).toBe(429);
+    }
+  });
+
+  it('lets a burst of right guesses take turns: all succeed, nothing locks (10 rounds)', async () => {
+    for (let round = 0; round < 10; round++) {
+      evaluated = 0;
+      const user = fresh();
+      const answers = await Promise.all(
+        Array.from({ length: 4 * MAX_ATTEMPTS }, () =>
+          outcome(lockout.attempt(user, guess(true, 20))),
+        ),
+      );
+      expect(answers).toEqual(answers.map(() => 'welcome'));
+      expect(evaluated).toBe(4 * MAX_ATTEMPTS);
+      expect(await outcome(lockout.attempt(user, guess(false, 0)))).toBe(401);
+      expect(await outcome(lockout.attempt(user, guess(true, 0)))).toBe('welcome');
     }
   });
 

@@ -10,9 +10,15 @@ import type { ResolvedTwoFactorAuthOptions } from '../options/two-factor-auth.op
 import { LoginAttempt } from './login-attempt.entity.js';
 import { retryOnConflict } from '../database/conflict-retry.js';
 import { InvalidCredentialsError, LockedError } from '../errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Longest a guess may hold its place; a place held longer is presumed lost (a crash). */
 const IN_FLIGHT_LIMIT_MS = 60_000;
+/**
+ * Longest a guess waits for a place while every place is taken by guesses in flight (not by a
+ * lock): long enough for a client's own parallel logins to take turns at a password hash each.
+ */
+const PLACE_WAIT_MS = 2_000;
 
 /** What one evaluated guess found. */
 export type GuessOutcome<T> = { ok: true; value: T } | { ok: false };
@@ -25,10 +31,11 @@ export type GuessOutcome<T> = { ok: true; value: T } | { ok: false };
  * Every check of a password, secret key, TOTP code or recovery code runs through `attempt()`:
  * the guess takes a place *before* the slow work (hashing) and gives it back after, in atomic
  * SQL, so that completed failures plus guesses in flight never exceed `maxAttempts`, whatever
- * the concurrency and however many instances. A guess refused because every place is taken
- * counts as a failure: a burst of wrong guesses always ends in a lock. A success forgets the
- * failures before it but never lifts a lock set meanwhile. A lock lasts `lockout.seconds` and is
- * never extended while it holds.
+ * the concurrency and however many instances. A guess that finds every place taken by guesses
+ * in flight waits for one (up to `PLACE_WAIT_MS`), so a client's own parallel right logins all
+ * succeed, while a burst of wrong guesses ends in a lock and its waiting guesses are refused
+ * unevaluated. A success forgets the failures before it but never lifts a lock set meanwhile.
+ * A lock lasts `lockout.seconds` and is never extended while it holds.
  */
 @Injectable()
 export class LockoutService {
@@ -141,23 +148,35 @@ export class LockoutService {
         ),
       );
     if ((await take()) === 1) return true;
-    // No row yet (or locked, or full): make sure there is one, then try once more.
+    // No row yet (or locked, or full): make sure there is one, then try again.
     await retryOnConflict(() => this.raw.run(this.insertSql, [usernameHash]));
-    return (await take()) === 1;
+    const deadline = Date.now() + PLACE_WAIT_MS;
+    for (;;) {
+      if ((await take()) === 1) return true;
+      // Locked, or full of failures (a lock is due): refused. Full of guesses in flight: their
+      // outcome decides, so wait for a place (a few ms apart, every instance polls the row).
+      if (Date.now() >= deadline || !(await this.placesInFlight(usernameHash))) return false;
+      await sleep(5 + Math.floor(Math.random() * 10));
+    }
   }
 
-  /** A guess refused unevaluated: it counts as a failure (unless locked), then 429. */
+  /** Whether the username is unlocked and some of its places are held by guesses in flight. */
+  private async placesInFlight(usernameHash: string): Promise<boolean> {
+    const { maxAttempts, seconds } = this.options.lockout || { maxAttempts: 0, seconds: 0 };
+    const c = this.clock;
+    const row = await this.raw.row(
+      `SELECT CASE WHEN locked_until <= ${c} AND ` +
+        `(CASE WHEN window_start < ${c} - ? THEN 0 ELSE failures END) < ? AND ` +
+        `in_flight > 0 AND in_flight_since >= ${c} - ? THEN 1 ELSE 0 END AS waiting ` +
+        'FROM tfa_login_attempts WHERE username_hash = ?',
+      [seconds * 1000, maxAttempts, IN_FLIGHT_LIMIT_MS, usernameHash],
+    );
+    return row !== null && num(row.waiting) === 1;
+  }
+
+  /** A guess refused unevaluated (locked, or no place came free in time): 429, not counted. */
   private async refuse(usernameHash: string): Promise<LockedError> {
     const c = this.clock;
-    await this.reclaim(usernameHash);
-    // `window_start` before `failures`: MySQL evaluates SET clauses left to right.
-    await retryOnConflict(() =>
-      this.raw.run(
-        `UPDATE tfa_login_attempts SET window_start = ${c}, failures = failures + 1 ` +
-          `WHERE username_hash = ? AND locked_until <= ${c}`,
-        [usernameHash],
-      ),
-    );
     await this.lockIfDue(usernameHash);
     const row = await this.raw.row(
       `SELECT locked_until - ${c} AS remaining FROM tfa_login_attempts WHERE username_hash = ?`,
@@ -166,24 +185,6 @@ export class LockoutService {
     const remaining = row ? num(row.remaining) : 0;
     this.events.emit('login.failed', { usernameHash, accountId: null, reason: 'locked' });
     return new LockedError(remaining > 0 ? Math.ceil(remaining / 1000) : 1);
-  }
-
-  /**
-   * Forgets stale failures and lost places before a refused guess is counted, as `reserve`
-   * does for the guesses it lets through.
-   */
-  private async reclaim(usernameHash: string): Promise<void> {
-    const { seconds } = this.options.lockout || { seconds: 0 };
-    const c = this.clock;
-    await retryOnConflict(() =>
-      this.raw.run(
-        'UPDATE tfa_login_attempts SET ' +
-          `failures = CASE WHEN window_start < ${c} - ? THEN 0 ELSE failures END, ` +
-          `in_flight = CASE WHEN in_flight_since < ${c} - ? THEN 0 ELSE in_flight END ` +
-          `WHERE username_hash = ? AND locked_until <= ${c}`,
-        [seconds * 1000, IN_FLIGHT_LIMIT_MS, usernameHash],
-      ),
-    );
   }
 
   /**
