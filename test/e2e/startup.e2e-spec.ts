@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -114,8 +115,23 @@ describe('sample app start-up errors never print a secret', () => {
       SECRET_KEY_PEPPER: `pepper-${MARKER}-${MARKER}-${MARKER}`,
     });
     expect(status).toBe(1);
-    expect(output).toMatch(/ECONNREFUSED/);
+    expect(output).toMatch(/Cannot start: DATABASE_URL: .*ECONNREFUSED/);
     expect(output).not.toContain(MARKER);
+  });
+});
+
+describe('sample app start-up failures that no option check can see', () => {
+  it('a port already taken: exits non-zero and names PORT', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '0.0.0.0', resolve));
+    try {
+      const { port } = taken.address() as AddressInfo;
+      const { status, output } = start({ PORT: String(port) });
+      expect(status).toBe(1);
+      expect(output).toMatch(/Cannot start: PORT: .*EADDRINUSE/);
+    } finally {
+      taken.close();
+    }
   });
 });
 
