@@ -155,23 +155,26 @@ export class LockoutService {
       if ((await take()) === 1) return true;
       // Locked, or full of failures (a lock is due): refused. Full of guesses in flight: their
       // outcome decides, so wait for a place (a few ms apart, every instance polls the row).
-      if (Date.now() >= deadline || !(await this.placesInFlight(usernameHash))) return false;
+      if (Date.now() >= deadline || !(await this.placeMayFree(usernameHash))) return false;
       await sleep(5 + Math.floor(Math.random() * 10));
     }
   }
 
-  /** Whether the username is unlocked and some of its places are held by guesses in flight. */
-  private async placesInFlight(usernameHash: string): Promise<boolean> {
+  /**
+   * Whether a place can still come free: the username is unlocked and its failures are below
+   * the limit, so the places are held by guesses in flight (or were just given back, between
+   * the failed take and this read: the next take gets one).
+   */
+  private async placeMayFree(usernameHash: string): Promise<boolean> {
     const { maxAttempts, seconds } = this.options.lockout || { maxAttempts: 0, seconds: 0 };
     const c = this.clock;
     const row = await this.raw.row(
       `SELECT CASE WHEN locked_until <= ${c} AND ` +
-        `(CASE WHEN window_start < ${c} - ? THEN 0 ELSE failures END) < ? AND ` +
-        `in_flight > 0 AND in_flight_since >= ${c} - ? THEN 1 ELSE 0 END AS waiting ` +
-        'FROM tfa_login_attempts WHERE username_hash = ?',
-      [seconds * 1000, maxAttempts, IN_FLIGHT_LIMIT_MS, usernameHash],
+        `(CASE WHEN window_start < ${c} - ? THEN 0 ELSE failures END) < ? THEN 1 ELSE 0 END ` +
+        'AS may_free FROM tfa_login_attempts WHERE username_hash = ?',
+      [seconds * 1000, maxAttempts, usernameHash],
     );
-    return row !== null && num(row.waiting) === 1;
+    return row !== null && num(row.may_free) === 1;
   }
 
   /** A guess refused unevaluated (locked, or no place came free in time): 429, not counted. */
