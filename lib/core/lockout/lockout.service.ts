@@ -133,20 +133,30 @@ export class LockoutService {
     const { maxAttempts, seconds } = this.options.lockout || { maxAttempts: 0, seconds: 0 };
     const c = this.clock;
     const period = seconds * 1000;
+    /** The failures of the current window (none once a lockout period passed without one). */
+    const failures = `(CASE WHEN window_start < ${c} - ? THEN 0 ELSE failures END)`;
     // Listed before `in_flight_since`: MySQL evaluates SET clauses left to right.
     const take = () =>
       retryOnConflict(() =>
         this.raw.run(
-          'UPDATE tfa_login_attempts SET ' +
-            `failures = CASE WHEN window_start < ${c} - ? THEN 0 ELSE failures END, ` +
+          `UPDATE tfa_login_attempts SET failures = ${failures}, ` +
             `in_flight = (CASE WHEN in_flight_since < ${c} - ? THEN 0 ELSE in_flight END) + 1, ` +
             `in_flight_since = ${c} ` +
-            `WHERE username_hash = ? AND locked_until <= ${c} AND ` +
-            `(CASE WHEN window_start < ${c} - ? THEN 0 ELSE failures END) + ` +
+            `WHERE username_hash = ? AND locked_until <= ${c} AND ${failures} + ` +
             `(CASE WHEN in_flight_since < ${c} - ? THEN 0 ELSE in_flight END) < ?`,
           [period, IN_FLIGHT_LIMIT_MS, usernameHash, period, IN_FLIGHT_LIMIT_MS, maxAttempts],
         ),
       );
+    // Whether a place can still come free: unlocked and failures below the limit, so the places
+    // are held by guesses in flight (or were given back between a failed take and this read).
+    const mayFree = async () => {
+      const row = await this.raw.row(
+        `SELECT CASE WHEN locked_until <= ${c} AND ${failures} < ? THEN 1 ELSE 0 END AS may_free ` +
+          'FROM tfa_login_attempts WHERE username_hash = ?',
+        [period, maxAttempts, usernameHash],
+      );
+      return row !== null && num(row.may_free) === 1;
+    };
     if ((await take()) === 1) return true;
     // No row yet (or locked, or full): make sure there is one, then try again.
     await retryOnConflict(() => this.raw.run(this.insertSql, [usernameHash]));
@@ -155,26 +165,9 @@ export class LockoutService {
       if ((await take()) === 1) return true;
       // Locked, or full of failures (a lock is due): refused. Full of guesses in flight: their
       // outcome decides, so wait for a place (a few ms apart, every instance polls the row).
-      if (Date.now() >= deadline || !(await this.placeMayFree(usernameHash))) return false;
+      if (Date.now() >= deadline || !(await mayFree())) return false;
       await sleep(5 + Math.floor(Math.random() * 10));
     }
-  }
-
-  /**
-   * Whether a place can still come free: the username is unlocked and its failures are below
-   * the limit, so the places are held by guesses in flight (or were just given back, between
-   * the failed take and this read: the next take gets one).
-   */
-  private async placeMayFree(usernameHash: string): Promise<boolean> {
-    const { maxAttempts, seconds } = this.options.lockout || { maxAttempts: 0, seconds: 0 };
-    const c = this.clock;
-    const row = await this.raw.row(
-      `SELECT CASE WHEN locked_until <= ${c} AND ` +
-        `(CASE WHEN window_start < ${c} - ? THEN 0 ELSE failures END) < ? THEN 1 ELSE 0 END ` +
-        'AS may_free FROM tfa_login_attempts WHERE username_hash = ?',
-      [seconds * 1000, maxAttempts, usernameHash],
-    );
-    return row !== null && num(row.may_free) === 1;
   }
 
   /** A guess refused unevaluated (locked, or no place came free in time): 429, not counted. */
