@@ -76,6 +76,8 @@ export type {
   AuthenticatedAccount,
   RevocationReason,
   IssueOptions,
+  AccountChangeOptions,
+  ChangeSession,
 } from './core/tokens/token.types.js';
 export type { DpopRefusal } from './core/tokens/access-token.verifier.js';
 export { DpopProofGuard, DpopJkt } from './http/guards/dpop-proof.guard.js';

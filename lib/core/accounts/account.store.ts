@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager, type ObjectLiteral, type Repository } from 'typeorm';
 import { isUniqueViolation } from '../database/dialect.js';
-import { bool, num, RawQuery, str, type RawRow } from '../database/raw-query.js';
+import { bool, num, RawQuery, str, type ChainedWrite, type RawRow } from '../database/raw-query.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import { Account, type SecondFactorKind } from './account.entity.js';
 import type { TwoFactorEntityClass } from '../options/two-factor-auth.options.js';
@@ -231,9 +231,32 @@ export class AccountStore {
     };
   }
 
-  /** Stores a new password hash. @throws NotFoundError */
-  async setPasswordHash(id: string, passwordHash: string): Promise<void> {
-    await this.updateAccount(id, 'passwordHash', passwordHash);
+  /**
+   * Replaces the password hash only if it is still `current`: a login's re-hash must not undo
+   * a password change that landed since the login read the old hash. Returns whether it did.
+   */
+  async replacePasswordHash(id: string, current: string, passwordHash: string): Promise<boolean> {
+    const write = this.passwordWrite(id, passwordHash);
+    return (
+      (await this.raw.run(`${write.sql} AND ${write.hashColumn} = ?`, [
+        ...write.params,
+        current,
+      ])) === 1
+    );
+  }
+
+  /** The statement that stores a new password hash, for a change written with others. */
+  passwordWrite(id: string, passwordHash: string): ChainedWrite & { hashColumn: string } {
+    const entity = this.dataSource.getMetadata(this.own ? this.own.entity : Account);
+    const column = (property: string) => this.raw.column(entity, property);
+    const hashColumn = column(this.own ? this.own.fields.passwordHash : 'passwordHash');
+    const idColumn = column(this.own ? this.own.fields.id : 'id');
+    const stamp = this.own ? '' : `, ${column('updatedAt')} = ?`;
+    return {
+      sql: `UPDATE ${this.raw.table(entity)} SET ${hashColumn} = ?${stamp} WHERE ${idColumn} = ?`,
+      params: this.own ? [passwordHash, id] : [passwordHash, Date.now(), id],
+      hashColumn,
+    };
   }
 
   /** Sets the disabled flag. @throws NotFoundError; ConflictError when no field holds it. */
@@ -317,7 +340,7 @@ export class AccountStore {
 
   private async updateAccount(
     id: string,
-    field: 'passwordHash' | 'disabled' | 'username',
+    field: 'disabled' | 'username',
     value: string | boolean,
   ): Promise<void> {
     if (!this.own) {

@@ -134,9 +134,10 @@ export class RawQuery {
    * Runs `writes` in order and stops after one that did not change its `need` rows; returns the
    * rows each statement that ran changed.
    *
-   * On SQLite a chain is all or nothing, and chains share commits: those submitted in the same
-   * turn of the event loop run in one `BEGIN IMMEDIATE` transaction, each in a savepoint of its
-   * own (a failing chain is undone alone), and every caller learns its result only after the one
+   * On SQLite a chain is all or nothing (one that fails or stops at a `need` is undone, the
+   * writes before it included), and chains share commits: those submitted in the same turn of
+   * the event loop run in one `BEGIN IMMEDIATE` transaction, each in a savepoint of its own (a
+   * chain undone is undone alone), and every caller learns its result only after the one
    * commit (group commit: one sync of the file for many requests, on the event loop). A group
    * never joins a transaction of the application open on the connection: it waits for its end
    * (see `untilNoTransaction`).
@@ -174,6 +175,30 @@ export class RawQuery {
     const changed = await this.writeApart(writes);
     if (!wentThrough(writes, changed)) return { changed, holds: null };
     return { changed, holds: check.holds(await this.row(check.sql, check.params)) };
+  }
+
+  /**
+   * `chain`, all or nothing on every database: on SQLite as `chain` (a savepoint of a group
+   * commit), on the servers in a transaction of its own, retried whole on a conflict. A write
+   * that does not change its `need` rows undoes the writes before it; the rows each statement
+   * that ran changed are returned, and the caller reads from them whether it went through.
+   * A conditional first write (`need`) takes the row's lock on the servers: a racing chain
+   * with the same condition waits for this one's commit, then finds the condition false.
+   */
+  async atomicChain(writes: readonly ChainedWrite[]): Promise<number[]> {
+    if (this.connection()) return this.chain(writes);
+    let changed: number[] = [];
+    try {
+      await retryOnConflict(() =>
+        this.dataSource.transaction(async (manager) => {
+          changed = await this.chain(writes, manager);
+          if (!wentThrough(writes, changed)) throw ROLLBACK;
+        }),
+      );
+    } catch (error) {
+      if (error !== ROLLBACK) throw error;
+    }
+    return changed;
   }
 
   /** The servers' chain: each write commits by itself, retried on a conflict. */
@@ -287,7 +312,16 @@ export class RawQuery {
 }
 
 /** Whether every write of a chain ran and changed the rows it needed (it did not stop). */
-function wentThrough(writes: readonly ChainedWrite[], changed: readonly number[]): boolean {
+/** Thrown inside a chain's savepoint to undo a chain that stopped at a `need`. */
+class StoppedChain {
+  constructor(readonly outcome: CheckedChain) {}
+}
+
+/** Thrown inside `atomicChain`'s transaction to undo a chain that stopped at a `need`. */
+const ROLLBACK = new Error('chain stopped');
+
+/** True when every write of a chain ran and changed the rows it `need`ed. */
+export function wentThrough(writes: readonly ChainedWrite[], changed: readonly number[]): boolean {
   return (
     changed.length === writes.length &&
     writes.every((write, i) => write.need === undefined || changed[i] === write.need)
@@ -353,8 +387,14 @@ async function commitPending(db: SqliteDatabase, chains: PendingChain[]): Promis
       outcomes = chains.map(({ raw, writes, check }) => {
         try {
           // A nested transaction function is a savepoint: a chain that fails is undone alone.
-          return db.transaction(() => raw.runChain(db, writes, check))();
+          return db.transaction(() => {
+            const outcome = raw.runChain(db, writes, check);
+            // A chain that stops is undone, the writes before it included.
+            if (!wentThrough(writes, outcome.changed)) throw new StoppedChain(outcome);
+            return outcome;
+          })();
         } catch (error) {
+          if (error instanceof StoppedChain) return error.outcome;
           return { error };
         }
       });

@@ -66,13 +66,17 @@ const chain = db.transaction((c) => {
   for (const w of c.writes) {
     const n = execute(w.sql, w.params, (s, p) => s.run(...p).changes);
     changed.push(n);
-    if (w.need !== undefined && n !== w.need) return { changed, stopped: true, row: null };
+    // A chain that stops is undone (its savepoint rolled back), the writes before it included.
+    if (w.need !== undefined && n !== w.need) throw { stoppedChain: changed };
   }
   const row = c.check ? execute(c.check.sql, c.check.params, (s, p) => s.all(...p))[0] || null : null;
   return { changed, stopped: false, row };
 });
 const group = db.transaction((chains) => chains.map((c) => {
-  try { return chain(c); } catch (e) { return { error: errorOf(e) }; }
+  try { return chain(c); } catch (e) {
+    if (e && e.stoppedChain) return { changed: e.stoppedChain, stopped: true, row: null };
+    return { error: errorOf(e) };
+  }
 }));
 parentPort.on('message', (message) => {
   if (message.close) {

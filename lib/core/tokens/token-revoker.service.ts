@@ -6,7 +6,8 @@ import type { AccountState } from '../accounts/account-state.entity.js';
 import { AccountStore } from '../accounts/account.store.js';
 import { InjectTwoFactorOptions } from '../options/inject.decorators.js';
 import { retryOnConflict } from '../database/conflict-retry.js';
-import { RawQuery } from '../database/raw-query.js';
+import { RawQuery, wentThrough, type ChainedWrite } from '../database/raw-query.js';
+import { ConflictError } from '../errors.js';
 import { dialectOf } from '../database/dialect.js';
 import { AuditEvents } from '../events/audit-events.service.js';
 import { KeyRing } from '../keys/key-ring.js';
@@ -15,7 +16,17 @@ import { RevocationView } from '../revocation/revocation-view.service.js';
 import { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP } from './token.constants.js';
 import type { ResolvedTwoFactorAuthOptions } from '../options/two-factor-auth.options.js';
 import { IssuedToken } from './issued-token.entity.js';
-import type { RevocationReason } from './token.types.js';
+import type { ChangeSession, RevocationReason } from './token.types.js';
+
+/**
+ * A change of how an account logs in, made in one step with its revocation: `writes` apply
+ * with the move of the account's token epoch, all or nothing, and with `session` only while
+ * that login is live (see `AccountChangeOptions`).
+ */
+export interface AccountChange {
+  session?: ChangeSession;
+  writes?: ChainedWrite[];
+}
 
 /**
  * Revokes tokens: one token, a login (family), or every token of an account. The mark (the
@@ -32,6 +43,8 @@ export class TokenRevoker {
   private readonly sqlite: boolean;
   /** Moves an account's token epoch and cut-off (`Account` or `AccountState`). */
   private readonly epochSql: string;
+  /** `epochSql` only while a login (family) of the account is live: not revoked, same epoch. */
+  private readonly sessionEpochSql: string;
 
   constructor(
     @InjectDataSource() dataSource: DataSource,
@@ -53,6 +66,9 @@ export class TokenRevoker {
     this.epochSql =
       `UPDATE ${this.raw.table(states)} SET ${column('tokenEpoch')} = ${column('tokenEpoch')} + 1, ` +
       `${column('tokensValidAfter')} = ?, ${column('updatedAt')} = ? WHERE ${column('id')} = ?`;
+    this.sessionEpochSql =
+      `${this.epochSql} AND ${column('tokenEpoch')} = (SELECT f.epoch FROM tfa_token_families f ` +
+      'WHERE f.id = ? AND f.account_id = ? AND f.revoked_at IS NULL)';
   }
 
   /**
@@ -135,20 +151,31 @@ export class TokenRevoker {
   }
   /**
    * Revokes every token of an account, issued so far or being issued right now: after a
-   * password change, a secret-key rotation, a disable, or on demand.
+   * password change, a secret-key rotation, a disable, or on demand. With `change`, its writes
+   * go in with the epoch's move, all or nothing, and with `change.session` only while that
+   * login is live (else `ConflictError`, and nothing is written or revoked).
    */
   async revokeAllForAccount(
     accountId: string,
     reason: RevocationReason = 'revoked',
     manager?: EntityManager,
+    change: AccountChange = {},
   ): Promise<void> {
     // The epoch first (counted by the database, no clock involved): a login or refresh in
     // flight reads it after writing its rows. The cut-off (compared with iat, in whole
     // seconds) covers tokens this instance has not seen; a login made later in the same
     // second keeps working, as it should.
     const now = Date.now();
-    const writes = [
-      { sql: this.epochSql, params: [now, now, accountId] },
+    const { session } = change;
+    const epoch: ChainedWrite = session
+      ? {
+          sql: this.sessionEpochSql,
+          params: [now, now, accountId, session.familyId, accountId],
+          need: 1,
+        }
+      : { sql: this.epochSql, params: [now, now, accountId] };
+    const first = [epoch, ...(change.writes ?? [])];
+    const writes: ChainedWrite[] = [
       {
         sql:
           'UPDATE tfa_token_families SET revoked_at = ? ' +
@@ -162,7 +189,15 @@ export class TokenRevoker {
         params: [now, reason, accountId],
       },
     ];
-    await this.raw.chain(writes, manager);
+    // The change and the epoch commit together (the epoch row's lock serialises racing
+    // changes on the servers); the marks of the families and tokens follow, as for any
+    // revoke-all, in the caller's transaction if there is one.
+    if (!manager && (session || change.writes)) {
+      if (!wentThrough(first, await this.raw.atomicChain(first))) throw changedMeanwhile();
+    } else {
+      writes.unshift(...first);
+    }
+    if (!wentThrough(writes, await this.raw.chain(writes, manager))) throw changedMeanwhile();
     // Read where they were written: in the caller's transaction, the rows are not yet visible
     // elsewhere, and the cut-off alone spares a token issued in the same second.
     const rows = await (manager ? manager.getRepository(IssuedToken) : this.tokens).find({
@@ -192,4 +227,11 @@ export class TokenRevoker {
 function liveAccess(rows: Pick<IssuedToken, 'jti' | 'exp' | 'type'>[]): [string, number][] {
   const now = Math.floor(Date.now() / 1000);
   return rows.filter((r) => r.type === 'access' && r.exp > now - 60).map((r) => [r.jti, r.exp]);
+}
+
+/** A change made through a login that ended, or racing a change that applied first. */
+function changedMeanwhile(): ConflictError {
+  return new ConflictError(
+    'The account changed while this request ran, or its login has ended: log in again',
+  );
 }

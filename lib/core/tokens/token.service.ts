@@ -8,7 +8,13 @@ import type { ClaimSet } from './claims.util.js';
 import { TokenIssuer, type IssueFor } from './token-issuer.service.js';
 import { TokenPruner } from './token-pruner.service.js';
 import { TokenRevoker } from './token-revoker.service.js';
-import type { IssueOptions, RevocationReason, TokenPair } from './token.types.js';
+import type {
+  AccountChangeOptions,
+  IssueOptions,
+  RevocationReason,
+  TokenPair,
+} from './token.types.js';
+import type { ChainedWrite } from '../database/raw-query.js';
 
 /**
  * The module's tokens, for an application that writes its own routes: issue, refresh, revoke
@@ -85,15 +91,36 @@ export class TokenService {
    * password change, a secret-key rotation, a disable, or on demand. With the `manager` of a
    * transaction, the revocation is written in it (and undone by its rollback); this instance,
    * the others through Redis, and the revocation log they poll (written apart, except on
-   * SQLite) have it at once either way.
+   * SQLite) have it at once either way. With `options.session` (the request's principal), the
+   * revocation happens only while that login is live (see `AccountChangeOptions`).
+   * @throws ConflictError when `options.session` is given and that login has ended.
    */
 
   revokeAllForAccount(
     accountId: string,
     reason: RevocationReason = 'revoked',
     manager?: EntityManager,
+    options: AccountChangeOptions = {},
   ): Promise<void> {
-    return this.revoker.revokeAllForAccount(accountId, reason, manager);
+    return this.revoker.revokeAllForAccount(accountId, reason, manager, options);
+  }
+
+  /**
+   * Writes `writes` in one step with the revocation of every token of the account: all or
+   * nothing, and with `options.session` only while that login is live. For the module's own
+   * services (a change of a factor); not part of the public API.
+   * @internal
+   */
+  changeAccount(
+    accountId: string,
+    reason: RevocationReason,
+    writes: ChainedWrite[],
+    options: AccountChangeOptions = {},
+  ): Promise<void> {
+    return this.revoker.revokeAllForAccount(accountId, reason, undefined, {
+      session: options.session,
+      writes,
+    });
   }
 
   /**

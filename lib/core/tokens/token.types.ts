@@ -38,6 +38,26 @@ export interface AuthenticatedAccount<TClaims extends object = Record<string, un
   jkt?: string;
 }
 
+/**
+ * The login a change comes through: the request's principal (`@CurrentAccount()`), or any
+ * object with its account `id` and `familyId`.
+ */
+export type ChangeSession = Pick<AuthenticatedAccount, 'id' | 'familyId'>;
+
+/** Options of the services' changes to how an account logs in (password, key, TOTP). */
+export interface AccountChangeOptions {
+  /**
+   * The request's principal when the account's owner makes the change on a guarded route
+   * (`@CurrentAccount()`). The change then applies only while the login behind that token is
+   * live (not logged out, and no change of the account's factors nor revoke-all since it
+   * began), in one step with the revocation of every token of the account: of changes racing
+   * through one account's logins (a double submit, or someone holding the factors racing the
+   * owner), one applies and the others throw `ConflictError` (409) having changed nothing.
+   * Leave it out for a change an administrator makes.
+   */
+  session?: ChangeSession;
+}
+
 /** How a token pair is issued. */
 export interface IssueOptions {
   /**

@@ -14,6 +14,7 @@ import { AccountStore, type AccountRecord } from '../../core/accounts/account.st
 import { PasswordHasher } from '../../core/passwords/password-hasher.service.js';
 import { normaliseUsername, usernameProblem } from '../../core/accounts/username.util.js';
 import { ConflictError, InvalidInputError, NotFoundError } from '../../core/errors.js';
+import type { AccountChangeOptions } from '../../core/tokens/token.types.js';
 
 /** A new account and its secret key, in plain text: shown to its owner once, never stored. */
 export interface CreatedAccount {
@@ -142,16 +143,23 @@ export class AccountService {
   }
 
   /**
-   * Sets a new password and revokes every token of the account. When a user changes their own
-   * password, call it only after re-authentication (`ReauthenticationGuard`).
+   * Sets a new password and revokes every token of the account, in one step. When a user
+   * changes their own password, call it only after re-authentication (`ReauthenticationGuard`),
+   * and pass the request's principal as `options.session`: of changes racing through the
+   * account's logins, one applies (see `AccountChangeOptions`).
+   * @throws InvalidInputError, NotFoundError; ConflictError for a `session` that has ended.
    */
-  async changePassword(id: string | number, newPassword: string): Promise<void> {
+  async changePassword(
+    id: string | number,
+    newPassword: string,
+    options: AccountChangeOptions = {},
+  ): Promise<void> {
     const accountId = String(id);
     const problem = this.passwordProblem(newPassword);
     if (problem) throw new InvalidInputError(problem);
     await this.existing(accountId);
-    await this.accounts.setPasswordHash(accountId, await this.hasher.hash(newPassword));
-    await this.tokens.revokeAllForAccount(accountId, 'password-changed');
+    const write = this.accounts.passwordWrite(accountId, await this.hasher.hash(newPassword));
+    await this.tokens.changeAccount(accountId, 'password-changed', [write], options);
     this.events.emit('password.changed', { accountId });
   }
 

@@ -67,10 +67,12 @@ export class LoginService {
     });
     if (this.hasher.needsRehash(account.passwordHash)) {
       const passwordHash = await this.hasher.hash(credentials.password!);
-      await this.accounts.setPasswordHash(account.id, passwordHash);
-      this.logger.log(
-        `Re-hashed the password of account ${account.id} with the current parameters`,
-      );
+      // Only over the hash this login checked: a password change since then stands.
+      if (await this.accounts.replacePasswordHash(account.id, account.passwordHash, passwordHash)) {
+        this.logger.log(
+          `Re-hashed the password of account ${account.id} with the current parameters`,
+        );
+      }
     }
     this.events.emit('login.succeeded', { accountId: account.id, secondFactor });
     return account;

@@ -9,6 +9,8 @@ import { TokenService } from '../../core/tokens/token.service.js';
 import type { ResolvedTwoFactorAuthOptions } from '../../core/options/two-factor-auth.options.js';
 import { SecretKey } from '../../core/secret-keys/secret-key.entity.js';
 import { ConflictError, NotFoundError } from '../../core/errors.js';
+import type { ChainedWrite } from '../../core/database/raw-query.js';
+import type { AccountChangeOptions } from '../../core/tokens/token.types.js';
 
 /** Bytes of randomness in a secret key: 256 bits, 43 base64url characters. */
 export const SECRET_KEY_BYTES = 32;
@@ -74,10 +76,13 @@ export class SecretKeyService {
 
   /**
    * Replaces the account's key with a new one, returned in plain text, and revokes every
-   * token of the account: the old key and everything obtained with it stop working. When a
-   * user rotates their own key, call it only after re-authentication (`ReauthenticationGuard`).
+   * token of the account, in one step: the old key and everything obtained with it stop
+   * working. When a user rotates their own key, call it only after re-authentication
+   * (`ReauthenticationGuard`), and pass the request's principal as `options.session`: of
+   * rotations racing through the account's logins, one applies (see `AccountChangeOptions`).
+   * @throws NotFoundError; ConflictError for a TOTP account, or a `session` that has ended.
    */
-  async rotate(accountId: string): Promise<string> {
+  async rotate(accountId: string, options: AccountChangeOptions = {}): Promise<string> {
     const account = await this.accounts.findById(accountId);
     if (!account) throw new NotFoundError('No such account');
     if (account.secondFactor !== 'secret-key') {
@@ -85,23 +90,40 @@ export class SecretKeyService {
         'This account logs in with TOTP codes; turn TOTP off to get a secret key',
       );
     }
-    return this.replace(accountId);
+    return this.replace(accountId, options);
   }
 
   /**
-   * Gives the account a new key whatever its mode (used when TOTP is turned off), revoking
-   * every token of the account. Returns the key in plain text.
+   * Gives the account a new key whatever its mode, revoking every token of the account in the
+   * same step. Returns the key in plain text.
+   * @throws ConflictError for an `options.session` that has ended.
    */
-  async replace(accountId: string): Promise<string> {
-    const secretKey = this.generate();
-    const keyHash = this.hash(secretKey);
-    const updated = await this.keys.update({ accountId }, { keyHash, createdAt: Date.now() });
-    if (updated.affected !== 1) {
-      await this.keys.insert({ id: randomUUID(), accountId, keyHash, createdAt: Date.now() });
-    }
-    await this.tokens.revokeAllForAccount(accountId, 'secret-key-rotated');
+  async replace(accountId: string, options: AccountChangeOptions = {}): Promise<string> {
+    const { secretKey, writes } = this.keyWrites(accountId);
+    await this.tokens.changeAccount(accountId, 'secret-key-rotated', writes, options);
     this.events.emit('secret-key.rotated', { accountId });
     return secretKey;
+  }
+
+  /**
+   * A new key for the account (in plain text) and the writes that store it in place of the old
+   * one, if any: for a change that gives the account a key among other writes.
+   * @internal
+   */
+  keyWrites(accountId: string): { secretKey: string; writes: ChainedWrite[] } {
+    const secretKey = this.generate();
+    return {
+      secretKey,
+      writes: [
+        { sql: 'DELETE FROM tfa_secret_keys WHERE account_id = ?', params: [accountId] },
+        {
+          sql:
+            'INSERT INTO tfa_secret_keys (id, account_id, key_hash, created_at) ' +
+            'VALUES (?, ?, ?, ?)',
+          params: [randomUUID(), accountId, this.hash(secretKey), Date.now()],
+        },
+      ],
+    };
   }
 
   /** Removes the account's key (no key logs in until `rotate`) and revokes its tokens. */

@@ -3,12 +3,11 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Secret, TOTP } from 'otpauth';
 import { DataSource, IsNull, type Repository } from 'typeorm';
-import type { Account } from '../../core/accounts/account.entity.js';
+import type { Account, SecondFactorKind } from '../../core/accounts/account.entity.js';
 import type { AccountState } from '../../core/accounts/account-state.entity.js';
 import { AccountStore } from '../../core/accounts/account.store.js';
 import { InjectTwoFactorOptions } from '../../core/options/inject.decorators.js';
 import { AuditEvents } from '../../core/events/audit-events.service.js';
-import { SecretKey } from '../../core/secret-keys/secret-key.entity.js';
 import { SecretKeyService } from '../secret-keys/secret-key.service.js';
 import { TokenService } from '../../core/tokens/token.service.js';
 import { LockoutService } from '../../core/lockout/lockout.service.js';
@@ -22,7 +21,8 @@ import { TotpCredential } from '../../core/totp/totp-credential.entity.js';
 import { ConflictError, NotFoundError } from '../../core/errors.js';
 import { retryOnConflict } from '../../core/database/conflict-retry.js';
 import { isUniqueViolation } from '../../core/database/dialect.js';
-import { num, RawQuery, str } from '../../core/database/raw-query.js';
+import { num, RawQuery, str, type ChainedWrite } from '../../core/database/raw-query.js';
+import type { AccountChangeOptions } from '../../core/tokens/token.types.js';
 
 /**
  * What enrolment hands the user: the secret two ways. Drawing `otpauthUri` as a QR code is
@@ -58,6 +58,7 @@ export class TotpService {
   private readonly states: Repository<Account | AccountState>;
   private readonly cipher: TotpCipher | null;
   private readonly totp: ResolvedTotpOptions | false;
+  private readonly secondFactorColumn: string;
 
   constructor(
     @InjectDataSource() dataSource: DataSource,
@@ -73,6 +74,7 @@ export class TotpService {
     this.recovery = dataSource.getRepository(RecoveryCode);
     this.states = accounts.states();
     this.totp = options.totp;
+    this.secondFactorColumn = this.raw.column(this.states.metadata, 'secondFactor');
     this.cipher = options.totp ? new TotpCipher(options.totp.encryptionKeys) : null;
   }
 
@@ -140,7 +142,11 @@ export class TotpService {
    * @throws InvalidCredentialsError for a wrong code, LockedError while locked, NotFoundError
    *         when no enrolment is pending (or it expired).
    */
-  async confirm(accountId: string, otp: string): Promise<string[]> {
+  async confirm(
+    accountId: string,
+    otp: string,
+    options: AccountChangeOptions = {},
+  ): Promise<string[]> {
     const totp = this.settings();
     const [row, account] = await Promise.all([
       this.credentials.findOne({ where: { accountId, status: 'pending' } }),
@@ -157,44 +163,75 @@ export class TotpService {
       const ok = step !== null && (await this.consume(row, step, 'pending'));
       return ok ? { ok: true, value: step } : { ok: false };
     });
-    await this.credentials.update({ id: row.id }, { status: 'active' });
-    await this.states.update({ id: accountId }, { secondFactor: 'totp', updatedAt: Date.now() });
-    await this.credentials.manager.getRepository(SecretKey).delete({ accountId });
-    const codes = await this.replaceRecoveryCodes(accountId);
-    // A change of factor ends every session, this one included (ASVS 7.4.3).
-    await this.tokens.revokeAllForAccount(accountId, 'second-factor-changed');
+    // The switch is one step with the end of every session, this one included (ASVS 7.4.3):
+    // the secret confirmed must still be the pending one (a new start replaces it).
+    const codes = this.newRecoveryCodes();
+    await this.tokens.changeAccount(
+      accountId,
+      'second-factor-changed',
+      [
+        {
+          sql: "UPDATE tfa_totp_credentials SET status = 'active' WHERE id = ? AND status = 'pending'",
+          params: [row.id],
+          need: 1,
+        },
+        this.secondFactorWrite(accountId, 'totp'),
+        { sql: 'DELETE FROM tfa_secret_keys WHERE account_id = ?', params: [accountId] },
+        ...this.recoveryCodeWrites(accountId, codes),
+      ],
+      options,
+    );
     this.events.emit('totp.enabled', { accountId });
     return codes;
   }
 
   /**
-   * Turns TOTP off, revokes every token of the account, and returns a fresh secret key (the
-   * second factor again). Call it only after re-authentication (`ReauthenticationGuard`).
-   * @throws NotFoundError when TOTP is not active.
+   * Turns TOTP off and gives the account a fresh secret key (the second factor again, returned
+   * in plain text), in one step with the revocation of every token of the account. Call it
+   * only after re-authentication (`ReauthenticationGuard`), with the request's principal as
+   * `options.session` (see `AccountChangeOptions`).
+   * @throws NotFoundError when TOTP is not active; ConflictError for a `session` that has ended.
    */
-  async disable(accountId: string): Promise<string> {
+  async disable(accountId: string, options: AccountChangeOptions = {}): Promise<string> {
     if (!(await this.activeCredential(accountId))) throw notEnabled();
-    // The new key first: if anything fails after it, the account still has a usable factor.
-    await this.states.update(
-      { id: accountId },
-      { secondFactor: 'secret-key', updatedAt: Date.now() },
+    const { secretKey, writes } = this.secretKeys.keyWrites(accountId);
+    await this.tokens.changeAccount(
+      accountId,
+      'second-factor-changed',
+      [
+        this.secondFactorWrite(accountId, 'secret-key'),
+        ...writes,
+        { sql: 'DELETE FROM tfa_totp_credentials WHERE account_id = ?', params: [accountId] },
+        { sql: 'DELETE FROM tfa_recovery_codes WHERE account_id = ?', params: [accountId] },
+      ],
+      options,
     );
-    const secretKey = await this.secretKeys.replace(accountId);
-    await this.credentials.delete({ accountId });
-    await this.recovery.delete({ accountId });
-    await this.tokens.revokeAllForAccount(accountId, 'second-factor-changed');
+    this.events.emit('secret-key.rotated', { accountId });
     this.events.emit('totp.disabled', { accountId });
     return secretKey;
   }
 
   /**
-   * New recovery codes; the old ones stop working. Call it only after re-authentication
+   * New recovery codes; the old ones stop working (all of them, whatever races with it: the
+   * replacement is one step, after any other in flight). Call it only after re-authentication
    * (`ReauthenticationGuard`).
    * @throws NotFoundError when TOTP is not active.
    */
   async regenerateRecoveryCodes(accountId: string): Promise<string[]> {
     if (!(await this.activeCredential(accountId))) throw notEnabled();
-    return this.replaceRecoveryCodes(accountId);
+    const codes = this.newRecoveryCodes();
+    // The account's row first: its lock queues a racing replacement behind this one, whose
+    // DELETE then sees these codes.
+    const states = this.states.metadata;
+    const column = (property: string) => this.raw.column(states, property);
+    await this.raw.atomicChain([
+      {
+        sql: `UPDATE ${this.raw.table(states)} SET ${column('updatedAt')} = ? WHERE ${column('id')} = ?`,
+        params: [Date.now(), accountId],
+      },
+      ...this.recoveryCodeWrites(accountId, codes),
+    ]);
+    return codes;
   }
 
   async status(accountId: string): Promise<TotpStatusView> {
@@ -291,21 +328,39 @@ export class TotpService {
     return changed === 1;
   }
 
-  private async replaceRecoveryCodes(accountId: string): Promise<string[]> {
-    const count = this.settings().recoveryCodes;
-    const codes = Array.from({ length: count }, () => newRecoveryCode());
-    await this.recovery.delete({ accountId });
+  private newRecoveryCodes(): string[] {
+    return Array.from({ length: this.settings().recoveryCodes }, () => newRecoveryCode());
+  }
+
+  /** The writes that replace the account's recovery codes with `codes`. */
+  private recoveryCodeWrites(accountId: string, codes: string[]): ChainedWrite[] {
     const now = Date.now();
-    await this.recovery.insert(
-      codes.map((code) => ({
-        id: randomUUID(),
-        accountId,
-        codeHash: this.hashRecoveryCode(code),
-        usedAt: null,
-        createdAt: now,
-      })),
-    );
-    return codes;
+    return [
+      { sql: 'DELETE FROM tfa_recovery_codes WHERE account_id = ?', params: [accountId] },
+      {
+        sql:
+          'INSERT INTO tfa_recovery_codes (id, account_id, code_hash, used_at, created_at) ' +
+          `VALUES ${codes.map(() => '(?, ?, ?, NULL, ?)').join(', ')}`,
+        params: codes.flatMap((code) => [
+          randomUUID(),
+          accountId,
+          this.hashRecoveryCode(code),
+          now,
+        ]),
+      },
+    ];
+  }
+
+  /** The write that sets the account's second factor (on `Account` or `AccountState`). */
+  private secondFactorWrite(accountId: string, kind: SecondFactorKind): ChainedWrite {
+    const states = this.states.metadata;
+    const column = (property: string) => this.raw.column(states, property);
+    return {
+      sql:
+        `UPDATE ${this.raw.table(states)} SET ${this.secondFactorColumn} = ?, ` +
+        `${column('updatedAt')} = ? WHERE ${column('id')} = ?`,
+      params: [kind, Date.now(), accountId],
+    };
   }
 
   private hashRecoveryCode(code: string): string {

@@ -36,6 +36,10 @@ export interface ReauthenticationRequest {
  * Extend `ReauthenticationDto` for the route's body: the guard then validates the whole body
  * against that class first (unknown fields and invalid values answer `400`), so a malformed
  * request neither counts as a guess nor spends a code.
+ *
+ * Requests with the same factors all pass the guard before any of them changes anything: hand
+ * the principal to the service as `{ session }` (`AccountChangeOptions`), so that of changes
+ * racing, one applies.
  */
 @Injectable()
 export class ReauthenticationGuard implements CanActivate {

@@ -34,6 +34,7 @@ import {
   TWO_FACTOR_AUTH_DEFAULTS,
   type AuthenticatedAccount,
 } from 'nestjs-rest-2fa';
+import { CHANGED_MEANWHILE } from './changed-meanwhile.js';
 
 /** A re-authenticated route's 429: wrong factors, here or at login, locked the account. */
 const ApiLockedOut = () =>
@@ -107,14 +108,18 @@ export class MeController {
   })
   @ApiBody({ type: ReauthenticationDto })
   @ApiOkResponse({ type: NewSecretKeyDto })
-  @ApiConflictResponse({ description: 'The account logs in with TOTP', type: ErrorResponseDto })
+  @ApiConflictResponse({
+    description: `The account logs in with TOTP. ${CHANGED_MEANWHILE}`,
+    type: ErrorResponseDto,
+  })
   @ApiLockedOut()
   async rotate(
-    @CurrentAccount('id') accountId: string,
+    @CurrentAccount() me: AuthenticatedAccount,
     // Validated (unknown fields refused); the guard has already checked the factors.
     @Body() _factors: ReauthenticationDto,
   ): Promise<NewSecretKeyDto> {
-    return { secretKey: await this.secretKeys.rotate(accountId) };
+    // Through this login only while it is live: of rotations racing, one applies.
+    return { secretKey: await this.secretKeys.rotate(me.id, { session: me }) };
   }
 
   @Post('password')
@@ -126,16 +131,17 @@ export class MeController {
       'Re-authentication: the body carries the current password and second factor, and `newPassword`.',
   })
   @ApiNoContentResponse({ description: 'Changed; log in again with the new password' })
+  @ApiConflictResponse({ description: CHANGED_MEANWHILE, type: ErrorResponseDto })
   @ApiBadRequestResponse({
     description: 'The new password breaks the rules',
     type: ErrorResponseDto,
   })
   @ApiLockedOut()
   async changePassword(
-    @CurrentAccount('id') accountId: string,
+    @CurrentAccount() me: AuthenticatedAccount,
     @Body() body: ChangePasswordDto,
   ): Promise<void> {
-    await this.accounts.changePassword(accountId, body.newPassword);
+    await this.accounts.changePassword(me.id, body.newPassword, { session: me });
   }
 
   @Delete()

@@ -23,9 +23,11 @@ import {
 } from '@nestjs/swagger';
 import { IsString, Matches } from 'class-validator';
 import QRCode from 'qrcode';
+import { CHANGED_MEANWHILE } from './changed-meanwhile.js';
 import {
   CurrentAccount,
   ErrorResponseDto,
+  type AuthenticatedAccount,
   ReauthenticationDto,
   ReauthenticationGuard,
   TotpService,
@@ -133,11 +135,12 @@ export class TotpController {
       'Confirm with a code: TOTP becomes the second factor; recovery codes are returned once',
   })
   @ApiOkResponse({ type: RecoveryCodesDto })
+  @ApiConflictResponse({ description: CHANGED_MEANWHILE, type: ErrorResponseDto })
   async confirm(
-    @CurrentAccount('id') accountId: string,
+    @CurrentAccount() me: AuthenticatedAccount,
     @Body() body: OtpDto,
   ): Promise<RecoveryCodesDto> {
-    return { recoveryCodes: await this.totp.confirm(accountId, body.otp) };
+    return { recoveryCodes: await this.totp.confirm(me.id, body.otp, { session: me }) };
   }
 
   @Post('recovery-codes')
@@ -168,10 +171,11 @@ export class TotpController {
   })
   @ApiBody({ type: ReauthenticationDto })
   @ApiOkResponse({ type: TotpDisabledDto })
+  @ApiConflictResponse({ description: CHANGED_MEANWHILE, type: ErrorResponseDto })
   async disable(
-    @CurrentAccount('id') accountId: string,
+    @CurrentAccount() me: AuthenticatedAccount,
     @Body() _factors: ReauthenticationDto,
   ): Promise<TotpDisabledDto> {
-    return { secretKey: await this.totp.disable(accountId) };
+    return { secretKey: await this.totp.disable(me.id, { session: me }) };
   }
 }
