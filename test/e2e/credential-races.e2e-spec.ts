@@ -253,6 +253,45 @@ describe.each(databases())('credential changes racing on %s, one instance', (kin
     expectNoViolations(report);
   }, 120_000);
 
+  it(`an account deletion racing a key rotation: one applies (${TRIALS} trials)`, async () => {
+    const report = await runTrials(TRIALS, async (trial) => {
+      const created = await signUp(app);
+      const account = { ...created };
+      const [first, second] = [await logIn(app, account), await logIn(app, account)];
+      const [rotated, deleted] = await Promise.all([
+        rotation.send(app, first.access_token, account, 0),
+        sleep(HEAD_STARTS[trial % HEAD_STARTS.length] / 4).then(() =>
+          app
+            .http()
+            .delete('/me')
+            .set('Authorization', `Bearer ${second.access_token}`)
+            .send({ password: account.password, secretKey: account.secretKey }),
+        ),
+      ]);
+      const both = `rotation ${rotated.status}, deletion ${deleted.status}`;
+      if ((rotated.status === 200) === (deleted.status === 204)) {
+        return [`exactly one must apply: ${both}`];
+      }
+      const violations: Violations = [];
+      // A rotation that reads the account after the deletion finds none: 404.
+      if (
+        ![200, 401, 404, 409].includes(rotated.status) ||
+        ![204, 401, 409].includes(deleted.status)
+      ) {
+        violations.push(`unexpected answers: ${both}`);
+      }
+      const key = await loginStatus(app, rotation.after(account, rotated, 0));
+      if (rotated.status === 200 && key !== 200) {
+        violations.push(`the rotation won, its key answered ${key}`);
+      }
+      if (deleted.status === 204 && key !== 401) {
+        violations.push(`the deletion won, the account still logs in: ${key}`);
+      }
+      return violations;
+    });
+    expectNoViolations(report);
+  }, 120_000);
+
   it('parallel regenerations of recovery codes leave exactly one set of codes (5 trials)', async () => {
     const report = await runTrials(5, async () => {
       const violations: Violations = [];

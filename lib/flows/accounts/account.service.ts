@@ -205,13 +205,18 @@ export class AccountService {
    * the application's user row: pass `manager` to delete it inside a transaction that first
    * removes the application's own rows that reference it. Deleting the row by hand skips the
    * revocation: a token an instance has already verified would keep working until it expires.
-   * When a user deletes their own account, call it only after re-authentication.
-   * @throws NotFoundError when there is no such account.
+   * When a user deletes their own account, call it only after re-authentication, with the
+   * request's principal as `session` (see `AccountChangeOptions`).
+   * @throws NotFoundError when there is no such account; ConflictError for a `session` that
+   *         has ended (nothing is deleted).
    */
-  async delete(id: string | number, { manager }: InTransaction = {}): Promise<void> {
+  async delete(
+    id: string | number,
+    { manager, session }: InTransaction & AccountChangeOptions = {},
+  ): Promise<void> {
     const accountId = String(id);
     const account = await this.existing(accountId, manager);
-    await this.tokens.revokeAllForAccount(accountId, 'account-deleted', manager);
+    await this.tokens.revokeAllForAccount(accountId, 'account-deleted', manager, { session });
     // The foreign keys cascade to every other table of the module.
     await this.accounts.delete(accountId, manager);
     await this.lockout.forget(account.usernameKey);

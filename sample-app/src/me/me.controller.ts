@@ -153,11 +153,12 @@ export class MeController {
   })
   @ApiBody({ type: ReauthenticationDto })
   @ApiNoContentResponse({ description: 'Deleted' })
+  @ApiConflictResponse({ description: CHANGED_MEANWHILE, type: ErrorResponseDto })
   @ApiLockedOut()
   async delete(
-    @CurrentAccount('id') accountId: string,
+    @CurrentAccount() me: AuthenticatedAccount,
     @Body() _factors: ReauthenticationDto,
   ): Promise<void> {
-    await this.accounts.delete(accountId);
+    await this.accounts.delete(me.id, { session: me });
   }
 }
