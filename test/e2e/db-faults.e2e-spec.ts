@@ -23,6 +23,7 @@ import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:f
 import { createRequire } from 'node:module';
 import type { Response } from 'supertest';
 import { isAvailable, pgAdmin } from '../support/servers.js';
+import { startStallingProxy } from '../support/stalling-proxy.js';
 import {
   createSuiteEnvironment,
   logIn,
@@ -269,6 +270,34 @@ if (withPostgres.length > 0) {
       expect(meBack).toBe(true);
       await running.http().get('/me').set('Authorization', `Bearer ${seen}`).expect(200);
       await running.http().post('/auth/refresh').send({ refresh_token }).expect(200);
+    }, 40000);
+
+    it('answers 503 within the staleness bound to a new token while the database stops answering (a partition), and recovers when it answers again', async () => {
+      const direct = new URL(suite.database.url);
+      const proxy = await startStallingProxy(direct.hostname, Number(direct.port || 5432));
+      const through = new URL(suite.database.url);
+      through.host = `127.0.0.1:${proxy.port}`;
+      const partitioned = await startSampleApp({ ...suite.env, DATABASE_URL: through.toString() });
+      const me = (token: string) =>
+        partitioned
+          .http()
+          .get('/me')
+          .set('Authorization', `Bearer ${token}`)
+          .timeout(MAX_STALENESS_MS + 5000);
+      try {
+        const unseen = (await logIn(partitioned, account)).access_token;
+        proxy.stall();
+        const started = Date.now();
+        // Its record must be read (first sight), and the read gets no answer: 503, in time.
+        expectUnavailable(await me(unseen));
+        expect(Date.now() - started).toBeLessThan(MAX_STALENESS_MS + 2000);
+        proxy.resume();
+        expect(await eventually(async () => (await me(unseen)).status === 200)).toBe(true);
+      } finally {
+        proxy.resume();
+        await partitioned.close();
+        await proxy.close();
+      }
     }, 40000);
   });
 }

@@ -1,4 +1,4 @@
-/** `promise`, or a rejection after `ms` milliseconds: for calls to Redis that must not hang a request. */
+/** `promise`, or a rejection after `ms` milliseconds: for calls (Redis, a database read) that must not hang a request. */
 export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {

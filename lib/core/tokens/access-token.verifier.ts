@@ -6,6 +6,7 @@ import type { ResolvedTwoFactorAuthOptions } from '../options/two-factor-auth.op
 import { checkClaims, extraClaims } from './claims.util.js';
 import { TokenRecords, type LiveRecord } from './token-records.js';
 import { RevocationView } from '../revocation/revocation-view.service.js';
+import { withTimeout } from '../common/with-timeout.util.js';
 import type { AuthenticatedAccount } from './token.types.js';
 
 /**
@@ -91,7 +92,12 @@ export class AccessTokenVerifier {
     if (!jws || !claims) return REFUSED;
     let live: LiveRecord | null;
     try {
-      live = await this.records.live(claims, jws.header.kid, 'access');
+      // Bounded as the view's staleness is: a database that stops answering without closing
+      // its connection (a partition) makes this `unavailable`, not a request that waits for TCP.
+      live = await withTimeout(
+        this.records.live(claims, jws.header.kid, 'access'),
+        this.options.revocation.maxStaleness,
+      );
     } catch {
       return UNAVAILABLE;
     }
