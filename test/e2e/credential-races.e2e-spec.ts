@@ -292,6 +292,67 @@ describe.each(databases())('credential changes racing on %s, one instance', (kin
     expectNoViolations(report);
   }, 120_000);
 
+  it(`a recovery-code regeneration racing TOTP's disabling leaves no live code on a secret-key account (${TRIALS} trials)`, async () => {
+    const report = await runTrials(TRIALS, async (trial) => {
+      const violations: Violations = [];
+      const enrolled = await enrolTotp(app, await signUp(app));
+      const { username, password, recoveryCodes } = enrolled;
+      const second = await app
+        .http()
+        .post('/auth/token')
+        .send({ username, password, recoveryCode: recoveryCodes[8] });
+      if (second.status !== 200) return [`a second login answered ${second.status}`];
+      const [regenerated, disabled] = await Promise.all([
+        app
+          .http()
+          .post('/me/totp/recovery-codes')
+          .set('Authorization', `Bearer ${enrolled.accessToken}`)
+          .send({ password, recoveryCode: recoveryCodes[0] }),
+        sleep(trial % 4).then(() =>
+          app
+            .http()
+            .delete('/me/totp')
+            .set('Authorization', `Bearer ${second.body.access_token as string}`)
+            .send({ password, recoveryCode: recoveryCodes[1] }),
+        ),
+      ]);
+      if (![200, 401, 404, 409].includes(regenerated.status)) {
+        violations.push(`the regeneration answered ${regenerated.status}`);
+      }
+      if (disabled.status !== 200) {
+        // The regeneration came first and replaced the code the disable carried: TOTP stays
+        // on, with the ten new codes.
+        if (disabled.status !== 401 || regenerated.status !== 200) {
+          return [...violations, `regeneration ${regenerated.status}, disable ${disabled.status}`];
+        }
+        const status = await app
+          .http()
+          .get('/me/totp')
+          .set('Authorization', `Bearer ${enrolled.accessToken}`);
+        const { enabled, recoveryCodesRemaining } = status.body as Record<string, unknown>;
+        if (enabled !== true || recoveryCodesRemaining !== 10) {
+          violations.push(`after the regeneration alone: ${JSON.stringify(status.body)}`);
+        }
+        return violations;
+      }
+      // The disable applied, before or after the regeneration: TOTP is off, its key logs in,
+      // and no recovery code is live.
+      const secretKey = disabled.body.secretKey as string;
+      const pair = await app.http().post('/auth/token').send({ username, password, secretKey });
+      if (pair.status !== 200) return [...violations, `the disable's key answered ${pair.status}`];
+      const status = await app
+        .http()
+        .get('/me/totp')
+        .set('Authorization', `Bearer ${pair.body.access_token as string}`);
+      const { enabled, recoveryCodesRemaining } = status.body as Record<string, unknown>;
+      if (enabled !== false || recoveryCodesRemaining !== 0) {
+        violations.push(`after the disable: ${JSON.stringify(status.body)}`);
+      }
+      return violations;
+    });
+    expectNoViolations(report);
+  }, 120_000);
+
   it('parallel regenerations of recovery codes leave exactly one set of codes (5 trials)', async () => {
     const report = await runTrials(5, async () => {
       const violations: Violations = [];

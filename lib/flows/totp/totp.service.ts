@@ -213,24 +213,29 @@ export class TotpService {
 
   /**
    * New recovery codes; the old ones stop working (all of them, whatever races with it: the
-   * replacement is one step, after any other in flight). Call it only after re-authentication
-   * (`ReauthenticationGuard`).
-   * @throws NotFoundError when TOTP is not active.
+   * replacement is one step, after any other in flight, and only while TOTP is on). Call it
+   * only after re-authentication (`ReauthenticationGuard`).
+   * @throws NotFoundError when TOTP is not active (or was turned off meanwhile).
    */
   async regenerateRecoveryCodes(accountId: string): Promise<string[]> {
     if (!(await this.activeCredential(accountId))) throw notEnabled();
     const codes = this.newRecoveryCodes();
-    // The account's row first: its lock queues a racing replacement behind this one, whose
-    // DELETE then sees these codes.
+    // The account's row first, while it says TOTP: its lock queues a racing replacement or
+    // disable behind this one (a replacement's DELETE then sees these codes), and a disable
+    // that committed first makes it write nothing.
     const states = this.states.metadata;
     const column = (property: string) => this.raw.column(states, property);
-    await this.raw.atomicChain([
+    const changed = await this.raw.atomicChain([
       {
-        sql: `UPDATE ${this.raw.table(states)} SET ${column('updatedAt')} = ? WHERE ${column('id')} = ?`,
+        sql:
+          `UPDATE ${this.raw.table(states)} SET ${column('updatedAt')} = ? ` +
+          `WHERE ${column('id')} = ? AND ${this.secondFactorColumn} = 'totp'`,
         params: [Date.now(), accountId],
+        need: 1,
       },
       ...this.recoveryCodeWrites(accountId, codes),
     ]);
+    if (changed[0] !== 1) throw notEnabled();
     return codes;
   }
 
