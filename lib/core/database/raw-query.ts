@@ -311,7 +311,6 @@ export class RawQuery {
   }
 }
 
-/** Whether every write of a chain ran and changed the rows it needed (it did not stop). */
 /** Thrown inside a chain's savepoint to undo a chain that stopped at a `need`. */
 class StoppedChain {
   constructor(readonly outcome: CheckedChain) {}
@@ -320,7 +319,7 @@ class StoppedChain {
 /** Thrown inside `atomicChain`'s transaction to undo a chain that stopped at a `need`. */
 const ROLLBACK = new Error('chain stopped');
 
-/** True when every write of a chain ran and changed the rows it `need`ed. */
+/** Whether every write of a chain ran and changed the rows it needed (it did not stop). */
 export function wentThrough(writes: readonly ChainedWrite[], changed: readonly number[]): boolean {
   return (
     changed.length === writes.length &&

@@ -3,7 +3,10 @@
  * is the same error and is counted by the lockout, and re-authentication is a login against the
  * token's account (another account's factors never pass).
  */
+import { jest } from '@jest/globals';
+import { hash as argon2Hash } from '@node-rs/argon2';
 import { createModuleFixture, type ModuleFixture } from '../../../test/support/module-fixture.js';
+import { PasswordHasher } from '../../core/passwords/password-hasher.service.js';
 import { databases } from '../../../test/support/servers.js';
 import { AccountService } from '../accounts/account.service.js';
 import { LoginService } from './login.service.js';
@@ -121,6 +124,73 @@ describe.each(databases())('LoginService on %s', (kind) => {
       login.authenticate({ username: a.username, password: PASSWORD, secretKey: a.secretKey }),
     );
     expect(locked.status).toBe(429);
+  });
+
+  /** Runs `sql` (with `?` placeholders, numbered for PostgreSQL) on the fixture's database. */
+  const query = (sql: string, params: unknown[]) => {
+    let n = 0;
+    const numbered = kind === 'postgres' ? sql.replace(/\?/g, () => `$${++n}`) : sql;
+    return fixture.dataSource.query(numbered, params) as Promise<Record<string, unknown>[]>;
+  };
+
+  /** Stores for `id` a hash of `password` made with weaker parameters than the configured ones. */
+  async function outdate(id: string, password: string): Promise<string> {
+    const weak = await argon2Hash(password, { memoryCost: 8192, timeCost: 1, parallelism: 1 });
+    await query('UPDATE tfa_accounts SET password_hash = ? WHERE id = ?', [weak, id]);
+    return weak;
+  }
+
+  const storedHash = async (id: string) =>
+    String(
+      (await query('SELECT password_hash FROM tfa_accounts WHERE id = ?', [id]))[0].password_hash,
+    );
+
+  it('re-hashes a password stored with outdated parameters at the next login', async () => {
+    const a = await newAccount();
+    const weak = await outdate(a.id, PASSWORD);
+    const hasher = fixture.get(PasswordHasher);
+    expect(hasher.needsRehash(weak)).toBe(true);
+    await login.authenticate({ username: a.username, password: PASSWORD, secretKey: a.secretKey });
+    const now = await storedHash(a.id);
+    expect(now).not.toBe(weak);
+    expect(hasher.needsRehash(now)).toBe(false);
+    await login.authenticate({ username: a.username, password: PASSWORD, secretKey: a.secretKey });
+  });
+
+  it('never lets a login’s re-hash undo a password change that landed meanwhile', async () => {
+    const a = await newAccount();
+    await outdate(a.id, PASSWORD);
+    const hasher = fixture.get(PasswordHasher);
+    const original = hasher.hash.bind(hasher);
+    const newPassword = 'a password changed meanwhile';
+    // The change lands after the login read the old hash, while it computes the new one.
+    const spy = jest.spyOn(hasher, 'hash').mockImplementationOnce(async (password: string) => {
+      const rehashed = await original(password);
+      await accounts.changePassword(a.id, newPassword);
+      return rehashed;
+    });
+    try {
+      await login.authenticate({
+        username: a.username,
+        password: PASSWORD,
+        secretKey: a.secretKey,
+      });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(
+      (
+        await login.authenticate({
+          username: a.username,
+          password: newPassword,
+          secretKey: a.secretKey,
+        })
+      ).id,
+    ).toBe(a.id);
+    const old = await failure(
+      login.authenticate({ username: a.username, password: PASSWORD, secretKey: a.secretKey }),
+    );
+    expect(old.status).toBe(401);
   });
 
   it('refuses re-authentication for an account that no longer exists', async () => {
