@@ -154,6 +154,69 @@ async function raceTrial(
   return violations;
 }
 
+/**
+ * One trial of a TOTP confirmation (sent to `confirmAt`) racing a key rotation through another
+ * login of the account (sent to `rotateAt`): exactly one applies, and the account logs in as
+ * the winner says.
+ */
+async function confirmRacingRotation(
+  home: RunningApp,
+  confirmAt: HttpTarget,
+  rotateAt: HttpTarget,
+  trial: number,
+): Promise<Violations> {
+  const violations: Violations = [];
+  const created = await signUp(home);
+  const account = { ...created };
+  const [first, second] = [await logIn(home, account), await logIn(home, account)];
+  const step = await freshStep();
+  const started = await confirmAt
+    .http()
+    .post('/me/totp')
+    .set('Authorization', `Bearer ${first.access_token}`)
+    .send({ password: account.password, secretKey: account.secretKey });
+  if (started.status !== 200) return [`POST /me/totp answered ${started.status}`];
+  const otp = totpAt(base32Decode(started.body.secret as string), step);
+  // The rotation first: its re-authentication hashes the password, the confirmation does
+  // not; each trial gives the rotation another head start, to meet the confirmation at
+  // another point of its work.
+  const [rotated, confirmed] = await Promise.all([
+    rotation.send(rotateAt, second.access_token, account, 0),
+    sleep(HEAD_STARTS[trial % HEAD_STARTS.length]).then(() =>
+      confirmAt
+        .http()
+        .post('/me/totp/confirm')
+        .set('Authorization', `Bearer ${first.access_token}`)
+        .send({ otp }),
+    ),
+  ]);
+  const both = `confirm ${confirmed.status}, rotation ${rotated.status}`;
+  if ((confirmed.status === 200) === (rotated.status === 200)) {
+    return [`exactly one must apply: ${both}`];
+  }
+  if (![200, 401, 409].includes(confirmed.status) || ![200, 401, 409].includes(rotated.status)) {
+    violations.push(`unexpected answers: ${both}`);
+  }
+  const withCode = home
+    .http()
+    .post('/auth/token')
+    .send({
+      username: account.username,
+      password: account.password,
+      recoveryCode: (confirmed.body.recoveryCodes as string[] | undefined)?.[0] ?? 'none',
+    });
+  if (confirmed.status === 200) {
+    // TOTP is on: a recovery code logs in, the old key does not.
+    const [code, key] = [await withCode, await loginStatus(home, account)];
+    if (code.status !== 200) violations.push(`TOTP won, a recovery code answered ${code.status}`);
+    if (key !== 401) violations.push(`TOTP won, the old key answered ${key}`);
+  } else {
+    const key = await loginStatus(home, rotation.after(account, rotated, 0));
+    if (key !== 200) violations.push(`the rotation won, its key answered ${key}`);
+  }
+  return violations;
+}
+
 describe.each(databases())('credential changes racing on %s, one instance', (kind) => {
   let suite: SuiteEnvironment;
   let app: RunningApp;
@@ -194,63 +257,9 @@ describe.each(databases())('credential changes racing on %s, one instance', (kin
   }, 60_000);
 
   it(`a TOTP confirmation racing a key rotation: one applies, and the account logs in as it says (${TRIALS} trials)`, async () => {
-    const report = await runTrials(TRIALS, async (trial) => {
-      const violations: Violations = [];
-      const created = await signUp(app);
-      const account = { ...created };
-      const [first, second] = [await logIn(app, account), await logIn(app, account)];
-      const step = await freshStep();
-      const started = await app
-        .http()
-        .post('/me/totp')
-        .set('Authorization', `Bearer ${first.access_token}`)
-        .send({ password: account.password, secretKey: account.secretKey });
-      if (started.status !== 200) return [`POST /me/totp answered ${started.status}`];
-      const otp = totpAt(base32Decode(started.body.secret as string), step);
-      // The rotation first: its re-authentication hashes the password, the confirmation does
-      // not; each trial gives the rotation another head start, to meet the confirmation at
-      // another point of its work.
-      const [rotated, confirmed] = await Promise.all([
-        rotation.send(app, second.access_token, account, 0),
-        sleep(HEAD_STARTS[trial % HEAD_STARTS.length]).then(() =>
-          app
-            .http()
-            .post('/me/totp/confirm')
-            .set('Authorization', `Bearer ${first.access_token}`)
-            .send({ otp }),
-        ),
-      ]);
-      const both = `confirm ${confirmed.status}, rotation ${rotated.status}`;
-      if ((confirmed.status === 200) === (rotated.status === 200)) {
-        return [`exactly one must apply: ${both}`];
-      }
-      if (
-        ![200, 401, 409].includes(confirmed.status) ||
-        ![200, 401, 409].includes(rotated.status)
-      ) {
-        violations.push(`unexpected answers: ${both}`);
-      }
-      const withCode = app
-        .http()
-        .post('/auth/token')
-        .send({
-          username: account.username,
-          password: account.password,
-          recoveryCode: (confirmed.body.recoveryCodes as string[] | undefined)?.[0] ?? 'none',
-        });
-      if (confirmed.status === 200) {
-        // TOTP is on: a recovery code logs in, the old key does not.
-        const [code, key] = [await withCode, await loginStatus(app, account)];
-        if (code.status !== 200)
-          violations.push(`TOTP won, a recovery code answered ${code.status}`);
-        if (key !== 401) violations.push(`TOTP won, the old key answered ${key}`);
-      } else {
-        const key = await loginStatus(app, rotation.after(account, rotated, 0));
-        if (key !== 200) violations.push(`the rotation won, its key answered ${key}`);
-      }
-      return violations;
-    });
-    expectNoViolations(report);
+    expectNoViolations(
+      await runTrials(TRIALS, (trial) => confirmRacingRotation(app, app, app, trial)),
+    );
   }, 120_000);
 
   it(`an account deletion racing a key rotation: one applies (${TRIALS} trials)`, async () => {
@@ -403,6 +412,7 @@ describe.each(databases())('credential changes racing on %s, two instances', (ki
     suite = await createSuiteEnvironment(kind, {
       LOCKOUT_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
       LOCKOUT_SECONDS: '120',
+      TOTP_ENCRYPTION_KEYS: TOTP_KEY,
     });
     a = await startSampleApp(suite.env);
     b = await spawnSampleApp(suite.env);
@@ -418,4 +428,8 @@ describe.each(databases())('credential changes racing on %s, two instances', (ki
       await runTrials(TRIALS, () => raceTrial([a, b], [rotation, passwordChange], 2)),
     );
   }, 90_000);
+
+  it(`a TOTP confirmation on one instance racing a key rotation on the other: one applies (${TRIALS} trials)`, async () => {
+    expectNoViolations(await runTrials(TRIALS, (trial) => confirmRacingRotation(a, a, b, trial)));
+  }, 120_000);
 });
