@@ -58,7 +58,6 @@ export class TotpService {
   private readonly states: Repository<Account | AccountState>;
   private readonly cipher: TotpCipher | null;
   private readonly totp: ResolvedTotpOptions | false;
-  private readonly secondFactorColumn: string;
 
   constructor(
     @InjectDataSource() dataSource: DataSource,
@@ -74,7 +73,6 @@ export class TotpService {
     this.recovery = dataSource.getRepository(RecoveryCode);
     this.states = accounts.states();
     this.totp = options.totp;
-    this.secondFactorColumn = this.raw.column(this.states.metadata, 'secondFactor');
     this.cipher = options.totp ? new TotpCipher(options.totp.encryptionKeys) : null;
   }
 
@@ -175,7 +173,7 @@ export class TotpService {
           params: [row.id],
           need: 1,
         },
-        this.secondFactorWrite(accountId, 'totp'),
+        this.stateWrite(accountId, 'totp'),
         { sql: 'DELETE FROM tfa_secret_keys WHERE account_id = ?', params: [accountId] },
         ...this.recoveryCodeWrites(accountId, codes),
       ],
@@ -199,7 +197,7 @@ export class TotpService {
       accountId,
       'second-factor-changed',
       [
-        this.secondFactorWrite(accountId, 'secret-key'),
+        this.stateWrite(accountId, 'secret-key'),
         ...writes,
         { sql: 'DELETE FROM tfa_totp_credentials WHERE account_id = ?', params: [accountId] },
         { sql: 'DELETE FROM tfa_recovery_codes WHERE account_id = ?', params: [accountId] },
@@ -223,16 +221,8 @@ export class TotpService {
     // The account's row first, while it says TOTP: its lock queues a racing replacement or
     // disable behind this one (a replacement's DELETE then sees these codes), and a disable
     // that committed first makes it write nothing.
-    const states = this.states.metadata;
-    const column = (property: string) => this.raw.column(states, property);
     const changed = await this.raw.atomicChain([
-      {
-        sql:
-          `UPDATE ${this.raw.table(states)} SET ${column('updatedAt')} = ? ` +
-          `WHERE ${column('id')} = ? AND ${this.secondFactorColumn} = 'totp'`,
-        params: [Date.now(), accountId],
-        need: 1,
-      },
+      { ...this.stateWrite(accountId, null, 'totp'), need: 1 },
       ...this.recoveryCodeWrites(accountId, codes),
     ]);
     if (changed[0] !== 1) throw notEnabled();
@@ -356,15 +346,25 @@ export class TotpService {
     ];
   }
 
-  /** The write that sets the account's second factor (on `Account` or `AccountState`). */
-  private secondFactorWrite(accountId: string, kind: SecondFactorKind): ChainedWrite {
+  /**
+   * An update of the account's state row (`Account` or `AccountState`): its second factor set
+   * to `set` (left as it is for `null`) and its `updatedAt` stamped, only while the factor is
+   * `onlyIf` when given.
+   */
+  private stateWrite(
+    accountId: string,
+    set: SecondFactorKind | null,
+    onlyIf?: SecondFactorKind,
+  ): ChainedWrite {
     const states = this.states.metadata;
     const column = (property: string) => this.raw.column(states, property);
+    const factor = column('secondFactor');
     return {
       sql:
-        `UPDATE ${this.raw.table(states)} SET ${this.secondFactorColumn} = ?, ` +
-        `${column('updatedAt')} = ? WHERE ${column('id')} = ?`,
-      params: [kind, Date.now(), accountId],
+        `UPDATE ${this.raw.table(states)} SET ${set ? `${factor} = ?, ` : ''}` +
+        `${column('updatedAt')} = ? WHERE ${column('id')} = ?` +
+        (onlyIf ? ` AND ${factor} = ?` : ''),
+      params: [...(set ? [set] : []), Date.now(), accountId, ...(onlyIf ? [onlyIf] : [])],
     };
   }
 
