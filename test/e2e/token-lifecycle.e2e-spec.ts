@@ -96,6 +96,28 @@ describe.each(setups())('token lifecycle on %s with %s', (kind, adapter) => {
       expect(all.filter((r) => r.type === 'refresh' && r.revokedAt === null)).toHaveLength(1);
     });
 
+    it('names tokens and families with time-ordered ids (UUIDv7 of the issue time), so that new records sit together in the indexes', async () => {
+      const account = await signUp(running);
+      const before = Date.now();
+      let pair: Pair = await logIn(running, account);
+      const jtis = [claimsOf(pair.refresh_token).jti];
+      for (let i = 0; i < 3; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        pair = (await refresh(pair.refresh_token).expect(200)).body;
+        jtis.push(claimsOf(pair.refresh_token).jti);
+      }
+      const after = Date.now();
+      const family = (await rows({ jti: jtis[0] }))[0].familyId;
+      const v7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+      const millis = (id: string) => parseInt(id.replace(/-/g, '').slice(0, 12), 16);
+      for (const id of [...jtis, claimsOf(pair.access_token).jti, family]) {
+        expect(id).toMatch(v7);
+        expect(millis(id)).toBeGreaterThanOrEqual(before);
+        expect(millis(id)).toBeLessThanOrEqual(after);
+      }
+      expect([...jtis].sort()).toEqual(jtis);
+    });
+
     it('re-use of a spent refresh token revokes the whole family, newest tokens included', async () => {
       const account = await signUp(running);
       const p0 = await logIn(running, account);

@@ -30,7 +30,8 @@ export interface SqliteConnection {
 
 /**
  * The code of the writer thread: its own better-sqlite3 connection to the same file, with the
- * main connection's busy timeout, `synchronous` and `foreign_keys`. Each message is a group of
+ * main connection's busy timeout, `synchronous` and `foreign_keys`, and its temporary files
+ * (the savepoints' journals) in memory. Each message is a group of
  * chains: one `BEGIN IMMEDIATE` transaction, each chain in a savepoint of its own (a failing
  * chain is undone alone), its check read right after its writes, then one commit. A message
  * `{ close: true }` closes the connection once the groups before it are done.
@@ -41,6 +42,9 @@ const Database = require(workerData.module);
 const db = new Database(workerData.file, { timeout: workerData.timeout });
 db.pragma('synchronous = ' + workerData.synchronous);
 db.pragma('foreign_keys = ' + workerData.foreignKeys);
+// Each chain runs in a savepoint, whose journal (the pages' content before the chain) is a
+// temporary file by default: opened, written page by page and deleted at every group.
+db.pragma('temp_store = MEMORY');
 const statements = new Map();
 function statement(sql) {
   let stmt = statements.get(sql);

@@ -1,8 +1,8 @@
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { AccountStore } from '../accounts/account.store.js';
+import { timeOrderedId } from '../identifiers/time-ordered-id.js';
 import { TokenRecords, type RefreshRecord } from './token-records.js';
 import { RawQuery, type ChainedWrite } from '../database/raw-query.js';
 import { TwoFactorAuthConfigError } from '../options/two-factor-auth.options-validation.js';
@@ -127,10 +127,10 @@ export class TokenIssuer implements OnApplicationShutdown {
     const row = account.row ?? read?.row;
     if (epoch === undefined || row === undefined) throw new InvalidCredentialsError();
     const claims = await this.claimsOf(row);
-    const familyId = randomUUID();
+    const familyId = timeOrderedId();
     // The family and its first pair in one chain: one commit on SQLite.
     const issued = await this.unlessAccountGone(account.id, () =>
-      this.issuePair(account.id, familyId, null, claims, randomUUID(), options.jkt, {
+      this.issuePair(account.id, familyId, null, claims, timeOrderedId(), options.jkt, {
         sql:
           'INSERT INTO tfa_token_families (id, account_id, epoch, revoked_at, created_at) ' +
           'VALUES (?, ?, ?, NULL, ?)',
@@ -180,7 +180,7 @@ export class TokenIssuer implements OnApplicationShutdown {
       throw new InvalidRefreshTokenError();
     }
     const extra = await this.claimsOfAccount(account.id, record.accountRow);
-    const newRefreshJti = randomUUID();
+    const newRefreshJti = timeOrderedId();
     // Spending the token and writing its successors are one chain (one commit on SQLite); the
     // successors are written only if this request is the one that spent it.
     const issued = await this.unlessAccountGone(account.id, () =>
@@ -318,7 +318,7 @@ export class TokenIssuer implements OnApplicationShutdown {
     const access = this.record({
       ...common,
       type: 'access',
-      jti: randomUUID(),
+      jti: timeOrderedId(),
       ttl: accessTokenTtl,
     });
     const refresh = this.record({
