@@ -382,6 +382,35 @@ describe.each(VARIANTS)('RawQuery on %s', (variant) => {
       }
     });
 
+    it('in WAL mode syncs every commit of its writer (synchronous FULL), also after a restart on a WAL file', async () => {
+      const synchronousOfWriter = async (raw: RawQuery) => {
+        let row: Record<string, unknown> | null = null;
+        await raw.checkedChain([], {
+          sql: 'PRAGMA synchronous',
+          params: [],
+          holds: (r) => ((row = r), true),
+        });
+        return Number((row as Record<string, unknown> | null)?.synchronous);
+      };
+      expect(await synchronousOfWriter(raw)).toBe(2);
+      // A connection that opens a file already in WAL mode starts at NORMAL (1): an
+      // application's restart. The writer's commits stay synced.
+      const restarted = await dataSourceOf(db, undefined, { wal: true }).initialize();
+      const rawRestarted = new RawQuery(restarted);
+      try {
+        const main = (
+          restarted.driver as unknown as {
+            databaseConnection: { pragma(s: string, o: { simple: true }): unknown };
+          }
+        ).databaseConnection;
+        expect(main.pragma('synchronous', { simple: true })).toBe(1);
+        expect(await synchronousOfWriter(rawRestarted)).toBe(2);
+      } finally {
+        await rawRestarted.closeWriter();
+        await restarted.destroy();
+      }
+    });
+
     it('in WAL mode closes its writer on request, and later writes run on the event loop', async () => {
       const own = await dataSourceOf(db, undefined, { wal: true }).initialize();
       try {

@@ -30,8 +30,8 @@ export interface SqliteConnection {
 
 /**
  * The code of the writer thread: its own better-sqlite3 connection to the same file, with the
- * main connection's busy timeout, `synchronous` and `foreign_keys`, and its temporary files
- * (the savepoints' journals) in memory. Each message is a group of
+ * main connection's busy timeout and `foreign_keys`, its `synchronous` but never below FULL,
+ * and its temporary files (the savepoints' journals) in memory. Each message is a group of
  * chains: one `BEGIN IMMEDIATE` transaction, each chain in a savepoint of its own (a failing
  * chain is undone alone), its check read right after its writes, then one commit. A message
  * `{ close: true }` closes the connection once the groups before it are done.
@@ -40,7 +40,11 @@ const THREAD_CODE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.module);
 const db = new Database(workerData.file, { timeout: workerData.timeout });
-db.pragma('synchronous = ' + workerData.synchronous);
+// FULL at least: a commit of the module (a spent refresh token, a revocation, a lockout count)
+// must survive a power loss. A connection that opens a file already in WAL mode starts at
+// NORMAL (better-sqlite3's build), so the main connection's setting depends on whether this
+// start or an earlier one switched the file to WAL.
+db.pragma('synchronous = ' + Math.max(2, workerData.synchronous));
 db.pragma('foreign_keys = ' + workerData.foreignKeys);
 // Each chain runs in a savepoint, whose journal (the pages' content before the chain) is a
 // temporary file by default: opened, written page by page and deleted at every group.
