@@ -5,6 +5,7 @@
  * fail as TypeORM's `QueryFailedError`. SQLite runs twice: with its default rollback journal
  * (group commits on the event loop) and in WAL mode (group commits on the writer thread).
  */
+import { generateKeyPairSync, verify } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { DataSource, QueryFailedError, type Logger as TypeOrmLogger } from 'typeorm';
 import { jest } from '@jest/globals';
@@ -409,6 +410,51 @@ describe.each(VARIANTS)('RawQuery on %s', (variant) => {
         await rawRestarted.closeWriter();
         await restarted.destroy();
       }
+    });
+
+    it('in WAL mode signs on its thread after the commit, only for chains that went through, with each key', async () => {
+      const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const ed = generateKeyPairSync('ed25519');
+      const check = { sql: 'SELECT COUNT(*) AS c FROM rq_items', params: [], holds: () => true };
+      const signed = async (id: string, keys: typeof ec, hash: string | null, stop = false) =>
+        raw.checkedChain(
+          [
+            stop
+              ? { sql: 'UPDATE rq_items SET n = 2 WHERE id = ?', params: ['none'], need: 1 }
+              : { sql: INSERT, params: [id, 1, 0] },
+          ],
+          check,
+          {
+            key: keys.privateKey,
+            hash,
+            ...(hash ? { dsaEncoding: 'ieee-p1363' as const } : {}),
+            inputs: [`${id}.a`, `${id}.b`],
+          },
+        );
+      const valid = (keys: typeof ec, hash: string | null, input: string, signature: Uint8Array) =>
+        verify(
+          hash,
+          Buffer.from(input),
+          hash ? { key: keys.publicKey, dsaEncoding: 'ieee-p1363' } : keys.publicKey,
+          signature,
+        );
+      // Several groups, two keys, each key sent to the thread once and used again.
+      for (const [i, [keys, hash]] of [
+        [ec, 'sha256'],
+        [ed, null],
+        [ec, 'sha256'],
+      ].entries() as IterableIterator<[number, [typeof ec, string | null]]>) {
+        const result = await signed(`s${i}`, keys, hash);
+        expect(result.holds).toBe(true);
+        expect(result.signatures).toHaveLength(2);
+        expect(valid(keys, hash, `s${i}.a`, result.signatures![0])).toBe(true);
+        expect(valid(keys, hash, `s${i}.b`, result.signatures![1])).toBe(true);
+        expect(valid(keys, hash, `s${i}.a`, result.signatures![1])).toBe(false);
+      }
+      // A chain that stopped at its condition is undone and gets no signature.
+      const stopped = await signed('s3', ec, 'sha256', true);
+      expect(stopped.holds).toBeNull();
+      expect(stopped.signatures).toBeUndefined();
     });
 
     it('in WAL mode closes its writer on request, and later writes run on the event loop', async () => {

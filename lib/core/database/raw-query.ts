@@ -9,6 +9,7 @@ import { retryOnConflict } from './conflict-retry.js';
 import { dialectOf } from './dialect.js';
 import {
   SqliteWriter,
+  type ChainSigning,
   type SqliteConnection,
   type WriterError,
   type WriterOutcome,
@@ -40,6 +41,11 @@ export interface CheckedChain {
   changed: number[];
   /** `null` when the chain stopped at a `need` (the check did not run). */
   holds: boolean | null;
+  /**
+   * The signatures asked for with `checkedChain`'s `sign`, when a writer thread made them after
+   * the commit; absent otherwise (other paths, a stopped chain): the caller signs itself.
+   */
+  signatures?: Uint8Array[];
 }
 
 /** The part of a better-sqlite3 `Database` and `Statement` that `RawQuery` uses. */
@@ -168,10 +174,16 @@ export class RawQuery {
    * read transaction of its own); on the servers it reads after the writes committed. Either
    * way the writes stay, whatever the check says, and whatever commits meanwhile either shows
    * to the check or comes after the writes: the caller decides what a failed check undoes.
+   * With `sign`, a writer thread (SQLite in WAL mode) signs its inputs after the commit, on
+   * its own CPU instead of the event loop's (`signatures`); elsewhere the caller signs.
    */
-  async checkedChain(writes: readonly ChainedWrite[], check: ChainCheck): Promise<CheckedChain> {
+  async checkedChain(
+    writes: readonly ChainedWrite[],
+    check: ChainCheck,
+    sign?: ChainSigning,
+  ): Promise<CheckedChain> {
     const db = this.connection();
-    if (db) return groupCommit(db, writes, this, check);
+    if (db) return groupCommit(db, writes, this, check, sign);
     const changed = await this.writeApart(writes);
     if (!wentThrough(writes, changed)) return { changed, holds: null };
     return { changed, holds: check.holds(await this.row(check.sql, check.params)) };
@@ -346,6 +358,7 @@ interface PendingChain {
   raw: RawQuery;
   writes: readonly ChainedWrite[];
   check: ChainCheck | undefined;
+  sign: ChainSigning | undefined;
   resolve(result: CheckedChain): void;
   reject(error: unknown): void;
 }
@@ -358,6 +371,7 @@ function groupCommit(
   writes: readonly ChainedWrite[],
   raw: RawQuery,
   check?: ChainCheck,
+  sign?: ChainSigning,
 ): Promise<CheckedChain> {
   return new Promise((resolve, reject) => {
     let pending = pendingChains.get(db);
@@ -366,7 +380,7 @@ function groupCommit(
       // After the I/O callbacks of this turn: every chain they submitted shares the commit.
       setImmediate(() => void commitPending(db, pending!));
     }
-    pending.push({ raw, writes, check, resolve, reject });
+    pending.push({ raw, writes, check, sign, resolve, reject });
   });
 }
 
@@ -424,13 +438,14 @@ async function commitPending(db: SqliteDatabase, chains: PendingChain[]): Promis
  */
 async function commitOnWriter(writer: SqliteWriter, chains: PendingChain[]): Promise<void> {
   const raw = chains[0].raw;
-  const sent = chains.map(({ writes, check }) => ({
+  const sent = chains.map(({ writes, check, sign }) => ({
     writes: writes.map((write) => ({
       sql: write.sql,
       params: bindable(write.params),
       ...(write.need === undefined ? {} : { need: write.need }),
     })),
     ...(check ? { check: { sql: check.sql, params: bindable(check.params) } } : {}),
+    ...(sign ? { sign } : {}),
   }));
   for (const chain of sent) {
     for (const write of chain.writes) raw.logQuery(write.sql, write.params);
@@ -456,6 +471,7 @@ async function commitOnWriter(writer: SqliteWriter, chains: PendingChain[]): Pro
     chain.resolve({
       changed: outcome.changed,
       holds: checked ? chain.check!.holds(outcome.row) : null,
+      ...(outcome.signatures ? { signatures: outcome.signatures } : {}),
     });
   });
 }

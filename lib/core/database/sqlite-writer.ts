@@ -1,11 +1,32 @@
 import { createRequire } from 'node:module';
+import type { KeyObject } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 
-/** One chain as the writer thread runs it: its writes, then the read of its check, if any. */
+/**
+ * Inputs to sign once a chain has committed, with one key: node:crypto's one-shot `sign` with
+ * `hash` (`null` for EdDSA) and, for ECDSA, the r||s encoding.
+ */
+export interface ChainSigning {
+  key: KeyObject;
+  hash: string | null;
+  dsaEncoding?: 'ieee-p1363';
+  inputs: string[];
+}
+
+/**
+ * One chain as the writer thread runs it: its writes, then the read of its check, if any;
+ * with `sign`, the signatures of its inputs, made after the group's commit.
+ */
 export interface WriterChain {
   writes: { sql: string; params: unknown[]; need?: number }[];
   check?: { sql: string; params: unknown[] };
+  sign?: ChainSigning;
 }
+
+/** A `WriterChain` as it crosses to the thread: the signing key by a number, sent once. */
+type WireChain = Omit<WriterChain, 'sign'> & {
+  sign?: Omit<ChainSigning, 'key'> & { keyId: number };
+};
 
 /** A driver error as it crosses the thread: its message, SQLite code and statement. */
 export interface WriterError {
@@ -17,7 +38,13 @@ export interface WriterError {
 
 /** What the thread did with one chain of a group. */
 export type WriterOutcome =
-  | { changed: number[]; stopped: boolean; row: Record<string, unknown> | null }
+  | {
+      changed: number[];
+      stopped: boolean;
+      row: Record<string, unknown> | null;
+      /** The signatures of `sign`'s inputs, made after the commit (none for a stopped chain). */
+      signatures?: Uint8Array[];
+    }
   | { error: WriterError };
 
 /** The better-sqlite3 connection the writer stands beside (TypeORM's), as far as it is read. */
@@ -33,8 +60,10 @@ export interface SqliteConnection {
  * main connection's busy timeout and `foreign_keys`, its `synchronous` but never below FULL,
  * and its temporary files (the savepoints' journals) in memory. Each message is a group of
  * chains: one `BEGIN IMMEDIATE` transaction, each chain in a savepoint of its own (a failing
- * chain is undone alone), its check read right after its writes, then one commit. A message
- * `{ close: true }` closes the connection once the groups before it are done.
+ * chain is undone alone), its check read right after its writes, then one commit; then the
+ * signatures asked for by the chains that went through (a token is signed only once its record
+ * is committed). A message carries the signing keys the thread has not seen yet, by number. A
+ * message `{ close: true }` closes the connection once the groups before it are done.
  */
 const THREAD_CODE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -49,6 +78,12 @@ db.pragma('foreign_keys = ' + workerData.foreignKeys);
 // Each chain runs in a savepoint, whose journal (the pages' content before the chain) is a
 // temporary file by default: opened, written page by page and deleted at every group.
 db.pragma('temp_store = MEMORY');
+const { sign } = require('node:crypto');
+const keys = new Map();
+const signAll = (s) => s.inputs.map((input) => {
+  const key = keys.get(s.keyId);
+  return sign(s.hash, Buffer.from(input), s.dsaEncoding ? { key, dsaEncoding: s.dsaEncoding } : key);
+});
 const statements = new Map();
 function statement(sql) {
   let stmt = statements.get(sql);
@@ -96,7 +131,14 @@ parentPort.on('message', (message) => {
     // Each group waits for the file's lock until its own deadline (submission + busy timeout),
     // not a full timeout more for every group queued behind a blocked one.
     db.pragma('busy_timeout = ' + Math.max(0, Math.round(message.deadline - Date.now())));
-    parentPort.postMessage({ id: message.id, outcomes: group.immediate(message.chains) });
+    for (const [id, key] of message.keys) keys.set(id, key);
+    const outcomes = group.immediate(message.chains);
+    message.chains.forEach((c, i) => {
+      const o = outcomes[i];
+      // A signature that fails is left to the caller, which signs on its own thread.
+      if (c.sign && !o.error && !o.stopped) try { o.signatures = signAll(c.sign); } catch {}
+    });
+    parentPort.postMessage({ id: message.id, outcomes });
   } catch (e) {
     parentPort.postMessage({ id: message.id, error: errorOf(e) });
   }
@@ -107,6 +149,10 @@ interface Pending {
   resolve(outcomes: WriterOutcome[]): void;
   reject(error: WriterError): void;
 }
+
+/** A number for each signing key a writer thread is sent (the same in every writer). */
+const keyIds = new WeakMap<KeyObject, number>();
+let nextKeyId = 0;
 
 /** The writers by the main connection they stand beside (a reconnect gets a new one). */
 const writers = new WeakMap<SqliteConnection, SqliteWriter | null>();
@@ -122,6 +168,8 @@ const live = new Set<SqliteWriter>();
 export class SqliteWriter {
   private readonly worker: Worker;
   private readonly pending = new Map<number, Pending>();
+  /** The signing keys this thread holds already. */
+  private readonly sentKeys = new WeakSet<KeyObject>();
   private next = 0;
   private failed: WriterError | null = null;
 
@@ -192,8 +240,9 @@ export class SqliteWriter {
   }
 
   /**
-   * Runs one group of chains in one transaction; rejects when the group could not begin, at the
-   * latest at `deadline` (epoch ms) when another connection holds the file's lock.
+   * Runs one group of chains in one transaction, then signs what the chains that went through
+   * ask to; rejects when the group could not begin, at the latest at `deadline` (epoch ms) when
+   * another connection holds the file's lock.
    */
   run(chains: WriterChain[], deadline: number): Promise<WriterOutcome[]> {
     if (this.failed) return Promise.reject(this.failed);
@@ -201,7 +250,19 @@ export class SqliteWriter {
     if (this.pending.size === 0) this.worker.ref();
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, chains, deadline });
+      const keys: [number, KeyObject][] = [];
+      const wire = chains.map(({ sign, ...chain }): WireChain => {
+        if (!sign) return chain;
+        const { key, ...rest } = sign;
+        let keyId = keyIds.get(key);
+        if (keyId === undefined) keyIds.set(key, (keyId = nextKeyId++));
+        if (!this.sentKeys.has(key)) {
+          this.sentKeys.add(key);
+          keys.push([keyId, key]);
+        }
+        return { ...chain, sign: { ...rest, keyId } };
+      });
+      this.worker.postMessage({ id, chains: wire, deadline, keys });
     });
   }
 

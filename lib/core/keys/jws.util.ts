@@ -93,6 +93,27 @@ export function signInputOffThread(
   });
 }
 
+/**
+ * What another thread needs to sign with node:crypto's one-shot `sign` as `signInput` would:
+ * the key and the hash (`null` for EdDSA), and for ECDSA the r||s encoding. Only for the
+ * asymmetric algorithms that sign on the event loop (`signsInline`: ES256, EdDSA), whose
+ * signatures a thread the request waits for anyway can make instead (the SQLite writer).
+ */
+export interface SigningSpec {
+  key: KeyObject;
+  hash: string | null;
+  dsaEncoding?: 'ieee-p1363';
+}
+
+/** The `SigningSpec` of `key` under `alg`, or `null` where that does not apply. */
+export function signingSpec(alg: TwoFactorJwsAlgorithm, key: KeyObject): SigningSpec | null {
+  const spec = ALGORITHMS[alg];
+  if (!spec.signsInline || spec.family === 'HMAC') return null;
+  return spec.family === 'ECDSA'
+    ? { key, hash: spec.hash, dsaEncoding: 'ieee-p1363' }
+    : { key, hash: spec.hash };
+}
+
 /** The key argument of node:crypto's `sign` and `verify` for an asymmetric algorithm. */
 function keyOptions(spec: AlgorithmSpec, key: KeyObject) {
   return spec.family === 'RSA-PSS'

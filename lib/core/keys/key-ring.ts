@@ -10,6 +10,8 @@ import {
   verifyInput,
   verifyInputOffThread,
   signInputOffThread,
+  signingSpec,
+  type SigningSpec,
 } from './jws.util.js';
 
 /** One imported key: the `KeyObject`s are built once, at start-up. */
@@ -194,9 +196,36 @@ export class KeyRing {
    * the cheap ones (HMAC, ES256, EdDSA) sign at once, as the hop would cost as much.
    */
   async signOffThread(typ: string, payload: Record<string, unknown>): Promise<string> {
+    return this.signInputOffThread(this.signingInput(typ, payload));
+  }
+
+  /**
+   * The signing input (`header.payload`) of a token of the signer, to be signed later:
+   * `signInputOffThread` here, or elsewhere with `signerSpec` and `withSignature`.
+   */
+  signingInput(typ: string, payload: Record<string, unknown>): string {
+    const { alg, kid } = this.signer;
+    return `${encodeJson({ alg, typ, kid })}.${encodeJson(payload)}`;
+  }
+
+  /** `signOffThread` of a `signingInput`. */
+  async signInputOffThread(input: string): Promise<string> {
     const { alg, signingKey } = this.signer;
-    const input = this.signingInput(typ, payload);
-    return `${input}.${(await signInputOffThread(alg, signingKey!, input)).toString('base64url')}`;
+    return this.withSignature(input, await signInputOffThread(alg, signingKey!, input));
+  }
+
+  /**
+   * How another thread can sign the signer's inputs (`signingSpec`): ES256 and EdDSA keys
+   * only, whose signatures are made on the event loop otherwise; `null` for the others.
+   */
+  get signerSpec(): SigningSpec | null {
+    const { alg, signingKey } = this.signer;
+    return signingKey ? signingSpec(alg, signingKey) : null;
+  }
+
+  /** The compact JWS of a `signingInput` and its signature. */
+  withSignature(input: string, signature: Uint8Array): string {
+    return `${input}.${Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength).toString('base64url')}`;
   }
 
   /**
@@ -224,11 +253,6 @@ export class KeyRing {
       ? verifyInput(key.alg, key.verifyingKey, input, signature)
       : await verifyInputOffThread(key.alg, key.verifyingKey, input, signature);
     return valid ? this.verified(parsed) : null;
-  }
-
-  private signingInput(typ: string, payload: Record<string, unknown>): string {
-    const { alg, kid } = this.signer;
-    return `${encodeJson({ alg, typ, kid })}.${encodeJson(payload)}`;
   }
 
   /** The parts of a compact JWS whose header fits `typ` and a key of the ring; else `null`. */

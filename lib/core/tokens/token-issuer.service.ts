@@ -327,6 +327,15 @@ export class TokenIssuer implements OnApplicationShutdown {
       jti: refreshJti,
       ttl: refreshTokenTtl,
     });
+    // RFC 9449 §6.1: the confirmation of a bound pair, set after the application's claims.
+    const cnf = jkt === undefined ? {} : { cnf: { jkt } };
+    const inputs = [
+      this.keyRing.signingInput(ACCESS_TOKEN_TYP, payloadOf(access, { ...claims, ...cnf })),
+      this.keyRing.signingInput(REFRESH_TOKEN_TYP, payloadOf(refresh, cnf)),
+    ];
+    // ES256 and EdDSA pairs are signed by the SQLite writer thread right after its commit, off
+    // the event loop, where there is one; never before the records are committed.
+    const spec = this.keyRing.signerSpec;
     const written = await this.raw.checkedChain(
       [
         first,
@@ -336,19 +345,18 @@ export class TokenIssuer implements OnApplicationShutdown {
         },
       ],
       this.records.familyCheck(familyId),
+      spec ? { ...spec, inputs } : undefined,
     );
     if (written.holds === null) return null;
     if (!written.holds) {
       await this.withdraw([access.jti, refresh.jti]);
       return FAMILY_DEAD;
     }
-    // RFC 9449 §6.1: the confirmation of a bound pair, set after the application's claims.
-    const cnf = jkt === undefined ? {} : { cnf: { jkt } };
-    // Both signatures at once (on the thread pool, for the algorithms that cost more than the hop).
-    const [accessToken, refreshToken] = await Promise.all([
-      this.sign(ACCESS_TOKEN_TYP, access, { ...claims, ...cnf }),
-      this.sign(REFRESH_TOKEN_TYP, refresh, cnf),
-    ]);
+    const { signatures } = written;
+    // Else both signatures here (on the thread pool, for the algorithms that cost more than the hop).
+    const [accessToken, refreshToken] = signatures
+      ? inputs.map((input, i) => this.keyRing.withSignature(input, signatures[i]))
+      : await Promise.all(inputs.map((input) => this.keyRing.signInputOffThread(input)));
     const pair: TokenPair = {
       access_token: accessToken,
       token_type: jkt === undefined ? 'Bearer' : 'DPoP',
@@ -382,17 +390,18 @@ export class TokenIssuer implements OnApplicationShutdown {
       createdAt: spec.now,
     });
   }
-  private sign(typ: string, row: IssuedToken, claims: Record<string, unknown>): Promise<string> {
-    const payload: Record<string, unknown> = {
-      ...claims,
-      iss: row.iss,
-      sub: row.sub,
-      ...(row.aud ? { aud: row.aud } : {}),
-      iat: row.iat,
-      nbf: row.nbf,
-      exp: row.exp,
-      jti: row.jti,
-    };
-    return this.keyRing.signOffThread(typ, payload);
-  }
+}
+
+/** The claims of a token: the application's `claims` first, the registered ones from its record. */
+function payloadOf(row: IssuedToken, claims: Record<string, unknown>): Record<string, unknown> {
+  return {
+    ...claims,
+    iss: row.iss,
+    sub: row.sub,
+    ...(row.aud ? { aud: row.aud } : {}),
+    iat: row.iat,
+    nbf: row.nbf,
+    exp: row.exp,
+    jti: row.jti,
+  };
 }
