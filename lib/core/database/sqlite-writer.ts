@@ -127,11 +127,12 @@ parentPort.on('message', (message) => {
     parentPort.close();
     return;
   }
+  // The keys first: the sender counts them as held from now on, whatever becomes of the group.
+  for (const [id, key] of message.keys) keys.set(id, key);
   try {
     // Each group waits for the file's lock until its own deadline (submission + busy timeout),
     // not a full timeout more for every group queued behind a blocked one.
     db.pragma('busy_timeout = ' + Math.max(0, Math.round(message.deadline - Date.now())));
-    for (const [id, key] of message.keys) keys.set(id, key);
     const outcomes = group.immediate(message.chains);
     message.chains.forEach((c, i) => {
       const o = outcomes[i];
