@@ -1,4 +1,10 @@
-import { createHmac, generateKeyPairSync, pbkdf2, randomBytes } from 'node:crypto';
+import {
+  createHmac,
+  generateKeyPairSync,
+  pbkdf2,
+  randomBytes,
+  sign as cryptoSign,
+} from 'node:crypto';
 import { decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
 import {
   TwoFactorAuthConfigError,
@@ -210,6 +216,21 @@ describe('KeyRing sign/verify', () => {
     );
     expect(ring.verify(`${h}.${forged}.${s}`, ACCESS)).toBeNull();
   });
+
+  it.each(ALL_ALGORITHMS)(
+    'hands out a signing spec for %s only where another thread can sign as the event loop would',
+    (alg) => {
+      const ring = KeyRing.fromJwks([keyFor(alg, 'k1')]);
+      const spec = ring.signerSpec;
+      expect(spec !== null).toBe(alg === 'ES256' || alg === 'EdDSA');
+      if (!spec) return;
+      const payload = claims();
+      const input = ring.signingInput(ACCESS, payload);
+      const key = spec.dsaEncoding ? { key: spec.key, dsaEncoding: spec.dsaEncoding } : spec.key;
+      const token = ring.withSignature(input, cryptoSign(spec.hash, Buffer.from(input), key));
+      expect(ring.verify(token, ACCESS)?.payload).toEqual(payload);
+    },
+  );
 
   it.each(ALL_ALGORITHMS)(
     'signs and verifies %s on the thread pool exactly as on the event loop',

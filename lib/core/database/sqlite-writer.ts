@@ -1,17 +1,10 @@
 import { createRequire } from 'node:module';
 import type { KeyObject } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import type { SigningSpec } from '../keys/jws.util.js';
 
-/**
- * Inputs to sign once a chain has committed, with one key: node:crypto's one-shot `sign` with
- * `hash` (`null` for EdDSA) and, for ECDSA, the r||s encoding.
- */
-export interface ChainSigning {
-  key: KeyObject;
-  hash: string | null;
-  dsaEncoding?: 'ieee-p1363';
-  inputs: string[];
-}
+/** Inputs to sign once a chain has committed, with one key (`SigningSpec`). */
+export type ChainSigning = SigningSpec & { inputs: string[] };
 
 /**
  * One chain as the writer thread runs it: its writes, then the read of its check, if any;

@@ -153,10 +153,17 @@ function isKeyPair(jwk: TwoFactorJwk, alg: TwoFactorJwsAlgorithm, signingKey: Ke
 export class KeyRing {
   private readonly byKid: Map<string, RingKey>;
   readonly signer: RingKey;
+  /**
+   * How another thread can sign the signer's inputs (`signingSpec`): ES256 and EdDSA keys
+   * only, whose signatures are made on the event loop otherwise; `null` for the others.
+   */
+  readonly signerSpec: SigningSpec | null;
 
   private constructor(readonly keys: readonly RingKey[]) {
     this.byKid = new Map(keys.map((k) => [k.kid, k]));
     this.signer = keys[0];
+    const { alg, signingKey } = this.signer;
+    this.signerSpec = signingKey ? signingSpec(alg, signingKey) : null;
   }
 
   /** Imports and checks a JWK list; every problem is a start-up error naming the key. */
@@ -212,15 +219,6 @@ export class KeyRing {
   async signInputOffThread(input: string): Promise<string> {
     const { alg, signingKey } = this.signer;
     return this.withSignature(input, await signInputOffThread(alg, signingKey!, input));
-  }
-
-  /**
-   * How another thread can sign the signer's inputs (`signingSpec`): ES256 and EdDSA keys
-   * only, whose signatures are made on the event loop otherwise; `null` for the others.
-   */
-  get signerSpec(): SigningSpec | null {
-    const { alg, signingKey } = this.signer;
-    return signingKey ? signingSpec(alg, signingKey) : null;
   }
 
   /** The compact JWS of a `signingInput` and its signature. */
